@@ -1,0 +1,237 @@
+//go:build ignore
+
+// steer.c: the XDP program of stackgap's AF_XDP path.
+//
+// It redirects only the probe flow of live sessions to the AF_XDP socket bound
+// to the receiving queue and passes every other frame to the kernel untouched
+// (control channel, ARP/ND, ICMP, SSH...). A redirected frame carries a
+// struct meta in the XDP metadata area just in front of it.
+//
+// Two variants share one object and one set of maps:
+//   steer_hw  device-bound (BPF_F_XDP_DEV_BOUND_ONLY), driver mode only; reads
+//             the NIC's RX timestamp with the bpf_xdp_metadata_rx_timestamp kfunc.
+//   steer     for generic (SKB) mode, where metadata kfuncs cannot run;
+//             hw_ts = 0, hw_err = -EOPNOTSUPP.
+
+#include <linux/bpf.h>
+#include <linux/types.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#define ETH_HLEN 14
+#define ETH_P_IP 0x0800
+#define ETH_P_IPV6 0x86DD
+#define ETH_P_8021Q 0x8100
+#define ETH_P_8021AD 0x88A8
+#define IPPROTO_TCP 6
+#define IPPROTO_UDP 17
+#define IP_MF_OFFSET 0x3FFF /* MF flag and fragment offset */
+#define EOPNOTSUPP 95
+
+#define PROBE_MAGIC 0x5347
+#define PROBE_VERSION 1
+
+/* STEER_META_MAGIC marks a struct meta written by this program. */
+#define STEER_META_MAGIC 0x53474d31 /* "SGM1" */
+
+/* Largest queue index an AF_XDP socket can be registered for, plus one. */
+#define STEER_MAX_QUEUES 256
+#define STEER_MAX_FLOWS 1024
+
+/* struct meta sits right before the frame (at data - 24). */
+struct meta {
+	__u64 xdp_ts;  /* bpf_ktime_get_tai_ns() when the probe was matched: CLOCK_TAI */
+	__u64 hw_ts;   /* NIC RX timestamp (PHC ns), 0 if none */
+	__s32 hw_err;  /* bpf_xdp_metadata_rx_timestamp result: 0, -ENODATA, -EOPNOTSUPP */
+	__u32 magic;   /* STEER_META_MAGIC */
+};
+
+/* Makes clang emit BTF for struct meta, so bpf2go generates its Go twin. */
+const struct meta *unused_meta __attribute__((unused));
+
+/* struct flow is the key of a live probe flow. */
+struct flow {
+	__u8 ip_version; /* 4 or 6 */
+	__u8 proto;      /* IPPROTO_UDP or IPPROTO_TCP */
+	__u16 dst_port;  /* host byte order */
+};
+
+/* struct stats: per-CPU counters (map counters), see xdp.SteerStats. */
+struct stats {
+	__u64 redirected;  /* XDP_REDIRECT returned toward an XSK */
+	__u64 passed;      /* XDP_PASS returned (everything not redirected) */
+	__u64 no_socket;   /* live probe flow, but no XSK in the queue's slot (passed) */
+	__u64 not_probe;   /* live UDP flow without the probe magic/version (passed) */
+	__u64 meta_failed; /* redirected without metadata: bpf_xdp_adjust_meta failed */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_XSKMAP);
+	__uint(max_entries, STEER_MAX_QUEUES);
+	__type(key, __u32);
+	__type(value, __u32);
+} xsks SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, STEER_MAX_FLOWS);
+	__type(key, struct flow);
+	__type(value, __u32);
+} flows SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct stats);
+} counters SEC(".maps");
+
+extern int bpf_xdp_metadata_rx_timestamp(const struct xdp_md *ctx, __u64 *timestamp) __ksym;
+
+struct vlan_hdr {
+	__be16 tci;
+	__be16 proto;
+};
+
+enum steer_class {
+	CLASS_OTHER,     /* not a live flow: pass */
+	CLASS_NOT_PROBE, /* live UDP flow without the probe header: pass */
+	CLASS_PROBE,     /* redirect */
+};
+
+/* classify parses Ethernet [+ one VLAN tag], IPv4/IPv6 and UDP/TCP, and
+ * decides whether the frame belongs to a live probe flow. */
+static __always_inline enum steer_class classify(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct flow key = {};
+	void *l4;
+
+	if (data + ETH_HLEN > data_end)
+		return CLASS_OTHER;
+	__be16 eth_proto = *(__be16 *)(data + 12);
+	void *l3 = data + ETH_HLEN;
+	if (eth_proto == bpf_htons(ETH_P_8021Q) || eth_proto == bpf_htons(ETH_P_8021AD)) {
+		struct vlan_hdr *vlan = l3;
+		if ((void *)(vlan + 1) > data_end)
+			return CLASS_OTHER;
+		eth_proto = vlan->proto;
+		l3 = vlan + 1;
+	}
+
+	if (eth_proto == bpf_htons(ETH_P_IP)) {
+		__u8 *ip = l3;
+		if ((void *)(ip + 20) > data_end)
+			return CLASS_OTHER;
+		if ((ip[0] >> 4) != 4)
+			return CLASS_OTHER;
+		__u32 ihl = (ip[0] & 0x0f) * 4;
+		if (ihl < 20)
+			return CLASS_OTHER;
+		if (*(__be16 *)(ip + 6) & bpf_htons(IP_MF_OFFSET))
+			return CLASS_OTHER; /* any fragment */
+		key.ip_version = 4;
+		key.proto = ip[9];
+		l4 = (void *)ip + ihl;
+	} else if (eth_proto == bpf_htons(ETH_P_IPV6)) {
+		__u8 *ip6 = l3;
+		if ((void *)(ip6 + 40) > data_end)
+			return CLASS_OTHER;
+		if ((ip6[0] >> 4) != 6)
+			return CLASS_OTHER;
+		key.ip_version = 6;
+		key.proto = ip6[6]; /* next header: no extension headers */
+		l4 = ip6 + 40;
+	} else {
+		return CLASS_OTHER;
+	}
+
+	if (key.proto == IPPROTO_UDP) {
+		__u8 *udp = l4;
+		/* UDP header plus magic and version */
+		if ((void *)(udp + 8 + 3) > data_end)
+			goto lookup_only;
+		key.dst_port = bpf_ntohs(*(__be16 *)(udp + 2));
+		if (!bpf_map_lookup_elem(&flows, &key))
+			return CLASS_OTHER;
+		if (*(__be16 *)(udp + 8) != bpf_htons(PROBE_MAGIC) || udp[10] != PROBE_VERSION)
+			return CLASS_NOT_PROBE;
+		return CLASS_PROBE;
+	lookup_only:
+		/* too short for a probe; still tell a live flow from other traffic */
+		if ((void *)(udp + 8) > data_end)
+			return CLASS_OTHER;
+		key.dst_port = bpf_ntohs(*(__be16 *)(udp + 2));
+		return bpf_map_lookup_elem(&flows, &key) ? CLASS_NOT_PROBE : CLASS_OTHER;
+	}
+	if (key.proto == IPPROTO_TCP) {
+		__u8 *tcp = l4;
+		if ((void *)(tcp + 20) > data_end)
+			return CLASS_OTHER;
+		key.dst_port = bpf_ntohs(*(__be16 *)(tcp + 2));
+		/* a userspace TCP endpoint needs every segment, SYN/ACK/FIN included */
+		return bpf_map_lookup_elem(&flows, &key) ? CLASS_PROBE : CLASS_OTHER;
+	}
+	return CLASS_OTHER;
+}
+
+static __always_inline int steer_frame(struct xdp_md *ctx, const int hw)
+{
+	__u32 zero = 0;
+	struct stats *st = bpf_map_lookup_elem(&counters, &zero);
+	if (!st)
+		return XDP_PASS; /* cannot happen: one-entry array */
+
+	enum steer_class class = classify(ctx);
+	if (class != CLASS_PROBE) {
+		st->passed++;
+		if (class == CLASS_NOT_PROBE)
+			st->not_probe++;
+		return XDP_PASS;
+	}
+
+	__u64 xdp_ts = bpf_ktime_get_tai_ns();
+	__u64 hw_ts = 0;
+	__s32 hw_err = -EOPNOTSUPP;
+	if (hw)
+		hw_err = bpf_xdp_metadata_rx_timestamp(ctx, &hw_ts);
+
+	int meta_ok = 0;
+	if (bpf_xdp_adjust_meta(ctx, -(int)sizeof(struct meta)) == 0) {
+		struct meta *m = (void *)(long)ctx->data_meta;
+		if ((void *)(m + 1) <= (void *)(long)ctx->data) {
+			m->xdp_ts = xdp_ts;
+			m->hw_ts = hw_ts;
+			m->hw_err = hw_err;
+			m->magic = STEER_META_MAGIC;
+			meta_ok = 1;
+		}
+	}
+
+	int action = bpf_redirect_map(&xsks, ctx->rx_queue_index, XDP_PASS);
+	if (action != XDP_REDIRECT) {
+		/* no socket registered for this queue: the kernel gets the frame */
+		st->passed++;
+		st->no_socket++;
+		return action;
+	}
+	st->redirected++;
+	if (!meta_ok)
+		st->meta_failed++;
+	return action;
+}
+
+SEC("xdp")
+int steer(struct xdp_md *ctx)
+{
+	return steer_frame(ctx, 0);
+}
+
+SEC("xdp")
+int steer_hw(struct xdp_md *ctx)
+{
+	return steer_frame(ctx, 1);
+}
+
+char __license[] SEC("license") = "Dual MIT/GPL";
