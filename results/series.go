@@ -280,7 +280,7 @@ func (s *Series) MarshalJSON() ([]byte, error) {
 		Source:     s.Source,
 		Layer:      s.Layer,
 		OutOfRange: s.outOfRange,
-		Open: intervalJSON{Start: s.currentStart},
+		Open:       intervalJSON{Start: s.currentStart},
 	}
 	intervals := s.Intervals()
 	out.Intervals = make([]intervalJSON, len(intervals))
