@@ -1,0 +1,31 @@
+package kernelpath
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestMain fails the run when tests leave sockets open.
+func TestMain(m *testing.M) {
+	before := openSockets()
+	code := m.Run()
+	if after := openSockets(); code == 0 && after > before {
+		fmt.Fprintf(os.Stderr, "kernelpath tests leaked %d sockets\n", after-before)
+		code = 1
+	}
+	os.Exit(code)
+}
+
+func openSockets() int {
+	fds, _ := filepath.Glob("/proc/self/fd/*")
+	n := 0
+	for _, fd := range fds {
+		if target, err := os.Readlink(fd); err == nil && strings.HasPrefix(target, "socket:") {
+			n++
+		}
+	}
+	return n
+}
