@@ -1,0 +1,98 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/stackgap/stackgap/results"
+)
+
+// Client is the sender's end of a control connection to a reflector.
+type Client struct {
+	nc net.Conn
+	c  *control
+}
+
+// ClientOptions configures Dial. Zero values take the defaults.
+type ClientOptions struct {
+	// Local is the source address (optional).
+	Local netip.Addr
+	// Secret is the shared secret, when the reflector requires one (optional).
+	Secret []byte
+	// Timeout bounds connecting and the handshake (optional, default 5 s).
+	Timeout time.Duration
+	// Build names the software build in the hello message (optional).
+	Build string
+}
+
+// Dial connects to a reflector's control port and runs the handshake.
+func Dial(ctx context.Context, peer netip.AddrPort, o ClientOptions) (*Client, error) {
+	if o.Timeout == 0 {
+		o.Timeout = 5 * time.Second
+	}
+	d := net.Dialer{Timeout: o.Timeout}
+	if o.Local.IsValid() {
+		d.LocalAddr = &net.TCPAddr{IP: o.Local.AsSlice()}
+	}
+	nc, err := d.DialContext(ctx, "tcp", peer.String())
+	if err != nil {
+		return nil, fmt.Errorf("connect to reflector %v: %w (is stackgap-reflect running there?)", peer, unwrapOpError(err))
+	}
+	cl := &Client{nc: nc, c: newControl(nc)}
+	stop := context.AfterFunc(ctx, func() { nc.SetDeadline(time.Now()) })
+	defer stop()
+	nc.SetDeadline(time.Now().Add(o.Timeout))
+	if err := clientHandshake(cl.c, o.Secret, o.Build); err != nil {
+		nc.Close()
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			return nil, fmt.Errorf("reflector %v did not answer the handshake within %v", peer, o.Timeout)
+		}
+		return nil, err
+	}
+	nc.SetDeadline(time.Time{})
+	return cl, nil
+}
+
+// LocalAddr is the sender's address on the control connection.
+func (cl *Client) LocalAddr() netip.Addr { return addrPortOf(cl.nc.LocalAddr()).Addr() }
+
+// Open asks for a session and returns the reflector's probe port and its
+// description of its host.
+func (cl *Client) Open(p SessionParams) (port uint16, env *results.Environment, err error) {
+	cl.nc.SetDeadline(time.Now().Add(controlTimeout))
+	if err := cl.c.send(&message{Type: msgOpen, Session: &p}); err != nil {
+		return 0, nil, err
+	}
+	m, err := cl.c.expect(msgOpened)
+	if err != nil {
+		return 0, nil, fmt.Errorf("open session: %w", err)
+	}
+	return m.Port, m.Environment, nil
+}
+
+// CloseSession ends the open session and returns the reflector's report.
+func (cl *Client) CloseSession() (*ReflectorReport, error) {
+	cl.nc.SetDeadline(time.Now().Add(controlTimeout))
+	if err := cl.c.send(&message{Type: msgClose}); err != nil {
+		return nil, err
+	}
+	m, err := cl.c.expect(msgClosed)
+	if err != nil {
+		return nil, fmt.Errorf("close session: %w", err)
+	}
+	if m.Report == nil {
+		return nil, errors.New("close session: reflector sent no report")
+	}
+	return m.Report, nil
+}
+
+// Close closes the control connection; the reflector ends any open session.
+func (cl *Client) Close() error { return cl.nc.Close() }

@@ -1,0 +1,130 @@
+package bench
+
+import (
+	"errors"
+	"net/netip"
+	"time"
+)
+
+// Every stamp handled by the engine is in nanoseconds of one clock per host:
+// CLOCK_REALTIME, the clock SO_TIMESTAMPING software stamps use. Hardware stamps
+// are converted to it before they reach the engine. Zero means "not taken".
+
+// ErrTimeout is returned by Conn.Recv when the deadline passes with no probe.
+var ErrTimeout = errors.New("receive deadline passed")
+
+// TxStampKind names the layer boundary a transmit stamp marks.
+type TxStampKind uint8
+
+const (
+	// TxSched: the packet entered the device layer, before the qdisc (SO_TIMESTAMPING TX_SCHED).
+	TxSched TxStampKind = iota + 1
+	// TxSoftware: the driver handed the packet to the device (skb_tx_timestamp, TX_SOFTWARE).
+	TxSoftware
+	// TxHardware: the NIC put the packet on the wire (TX_HARDWARE, converted from the PHC).
+	TxHardware
+	// TxCompletion: AF_XDP copy mode's software completion stamp (not a wire time).
+	TxCompletion
+)
+
+func (k TxStampKind) String() string {
+	switch k {
+	case TxSched:
+		return "tx_sched"
+	case TxSoftware:
+		return "tx_software"
+	case TxHardware:
+		return "tx_hardware"
+	case TxCompletion:
+		return "tx_completion"
+	}
+	return "tx_unknown"
+}
+
+// RxStamps are the receive-side stamps of one probe.
+type RxStamps struct {
+	// User is the clock read right after the receive call returned the probe.
+	User int64
+	// Software is SO_TIMESTAMPING RX_SOFTWARE: the device layer handed the packet to the stack.
+	Software int64
+	// Hardware is the NIC's RX stamp converted to the host clock.
+	Hardware int64
+	// XDPHook is the stamp taken by the XDP program (AF_XDP path).
+	XDPHook int64
+}
+
+// WaitStrategy is how a Conn waits for the next probe.
+type WaitStrategy string
+
+const (
+	// WaitBlock sleeps in the kernel until a probe arrives (kernel path: blocking recvmsg).
+	WaitBlock WaitStrategy = "block"
+	// WaitSpin polls without sleeping (kernel path: non-blocking recvmsg in a loop).
+	WaitSpin WaitStrategy = "spin"
+	// WaitPoll uses need_wakeup and poll(2) (AF_XDP path).
+	WaitPoll WaitStrategy = "poll"
+)
+
+// Conn is one session's probe channel on one path and transport, as seen by
+// one host. A Conn is used by one goroutine, locked to its OS thread.
+type Conn interface {
+	// Send transmits one probe payload and returns the clock read just before
+	// the transmit call (the user-space TX stamp).
+	Send(probe []byte) (userTx int64, err error)
+	// Recv waits, by the Conn's wait strategy, for one whole probe and copies it
+	// into buf. It returns ErrTimeout once deadline has passed without one.
+	Recv(buf []byte, deadline time.Time) (n int, rx RxStamps, err error)
+	// TxStamps reports, without blocking, the transmit stamps that became
+	// available since the last call. index is the 0-based number of the Send
+	// call the stamp belongs to.
+	TxStamps(report func(index uint64, kind TxStampKind, ts int64)) error
+	// Close releases everything the Conn holds.
+	Close() error
+}
+
+// Path opens Conns for one way of moving probes (kernel sockets, AF_XDP). The
+// engine drives every path alike through this interface; cmd/ registers the
+// available paths by name.
+type Path interface {
+	// Name is the path's name on the command line and in results ("kernel", "xdp").
+	Name() string
+	// Dial opens the sender's end towards the reflector's probe endpoint.
+	Dial(spec DialSpec) (Conn, error)
+	// Listen opens the reflector's probe endpoint for one session.
+	Listen(spec ListenSpec) (Listener, error)
+}
+
+// Listener is the reflector's probe endpoint of one session.
+type Listener interface {
+	// Port is the probe port the sender must send to.
+	Port() uint16
+	// Accept returns the session's Conn: at once for datagram transports,
+	// after the sender connected for stream transports.
+	Accept(deadline time.Time) (Conn, error)
+	Close() error
+}
+
+// ConnSpec holds what both ends of a session choose alike.
+type ConnSpec struct {
+	Transport string // "udp" or "tcp"
+	Wait      WaitStrategy
+	// BusyPoll sets SO_BUSY_POLL (and prefers busy polling) when > 0 (optional).
+	BusyPoll time.Duration
+	// Timestamping asks for the kernel's software (and, where present, hardware) stamps.
+	Timestamping bool
+	// Size is the probe payload size of the session.
+	Size int
+}
+
+// DialSpec is the sender's end of a session.
+type DialSpec struct {
+	ConnSpec
+	Local  netip.Addr     // optional source address
+	Remote netip.AddrPort // the reflector's probe endpoint
+}
+
+// ListenSpec is the reflector's end of a session.
+type ListenSpec struct {
+	ConnSpec
+	Local netip.AddrPort // address (port 0: any free port) to receive probes on
+}

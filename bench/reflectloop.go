@@ -1,0 +1,176 @@
+package bench
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/stackgap/stackgap/results"
+)
+
+// maxRecvErrors ends a session after this many receive errors in a row.
+const maxRecvErrors = 100
+
+// reflectLoop holds one reflector session's state on its thread.
+type reflectLoop struct {
+	p         SessionParams
+	idle      time.Duration
+	c         map[string]uint64
+	missing   map[string]uint64
+	rxStack   *results.Series
+	residence *results.Series
+	series    []*results.Series
+	tx        *txRing
+	stamps    []ReflectStamp
+	sends     uint64
+	rotated   time.Time
+	endReason string
+}
+
+func newReflectLoop(p SessionParams, idle time.Duration, start time.Time) *reflectLoop {
+	l := &reflectLoop{p: p, idle: idle, c: map[string]uint64{}, missing: map[string]uint64{}, rotated: start}
+	l.rxStack = results.NewSeries("rx.stack_to_user", "reflector", "sw", "device layer → protocol → socket → user (RX)", start)
+	l.residence = results.NewSeries("residence", "reflector", "user", "reflector application: user receive → user send", start)
+	userToSched := results.NewSeries("tx.user_to_sched", "reflector", "sw", "syscall → socket → protocol → device layer (TX)", start)
+	schedToDriver := results.NewSeries("tx.sched_to_driver", "reflector", "sw", "qdisc/device layer → driver (TX)", start)
+	l.series = []*results.Series{l.rxStack, l.residence, userToSched, schedToDriver}
+	l.tx = newTxRing(userToSched, schedToDriver, l.missing)
+	return l
+}
+
+// loop reflects probes until the session is stopped, times out or fails.
+func (l *reflectLoop) loop(conn Conn, s *reflectSession) {
+	buf := make([]byte, MaxProbeSize)
+	lastValid := time.Now()
+	errorsInRow := 0
+	onStamp := l.tx.stamp
+	for !s.quit.Load() {
+		now := time.Now()
+		if now.After(s.hardEnd) {
+			l.endReason = "session time limit reached"
+			return
+		}
+		n, rx, err := conn.Recv(buf, now.Add(pollSlice))
+		if err != nil {
+			switch {
+			case errors.Is(err, ErrTimeout):
+				if time.Since(lastValid) > l.idle {
+					l.endReason = fmt.Sprintf("no probe for %v (idle timeout)", l.idle)
+					return
+				}
+				l.drainTx(conn, onStamp)
+				l.rotate(time.Now())
+				continue
+			case errors.Is(err, io.EOF):
+				// The sender closes its end when its phase is over: normal.
+				return
+			}
+			l.c["recv_errors"]++
+			if errorsInRow++; errorsInRow >= maxRecvErrors {
+				l.endReason = fmt.Sprintf("receive failing: %v", err)
+				return
+			}
+			continue
+		}
+		errorsInRow = 0
+		b := buf[:n]
+		p, err := ParseProbe(b)
+		switch {
+		case err != nil:
+			l.c["malformed"]++
+			continue
+		case p.Token != l.p.Token:
+			l.c["bad_token"]++
+			continue
+		case p.Flags&FlagReply != 0:
+			l.c["not_request"]++
+			continue
+		}
+		l.c["received"]++
+		lastValid = now
+		measured := p.Flags&FlagWarmup == 0
+		rxStack := uint32(StampUnknown)
+		if rx.Software > 0 && rx.User >= rx.Software && rx.User-rx.Software < StampUnknown {
+			rxStack = uint32(rx.User - rx.Software)
+		}
+		residence := uint32(min(time.Now().UnixNano()-rx.User, StampUnknown-1))
+		inBand := MarkReply(b, rxStack, residence)
+		userTx, err := conn.Send(b)
+		if err != nil {
+			l.c["send_errors"]++
+			continue
+		}
+		l.c["reflected"]++
+		l.tx.sent(l.sends, userTx, measured)
+		l.sends++
+		if !measured {
+			l.c["warmup"]++
+			l.drainTx(conn, onStamp)
+			continue
+		}
+		if rxStack != StampUnknown {
+			l.rxStack.Record(int64(rxStack))
+		} else {
+			l.missing["rx_software"]++
+		}
+		l.residence.Record(int64(residence))
+		if !inBand {
+			l.stamps = append(l.stamps, ReflectStamp{Seq: p.Seq, RxStack: rxStack, Residence: residence})
+		}
+		l.drainTx(conn, onStamp)
+		if now.Sub(l.rotated) >= time.Second {
+			l.rotate(now)
+		}
+	}
+}
+
+func (l *reflectLoop) drainTx(conn Conn, onStamp func(uint64, TxStampKind, int64)) {
+	if err := conn.TxStamps(onStamp); err != nil {
+		l.c["tx_stamp_errors"]++
+	}
+}
+
+func (l *reflectLoop) rotate(now time.Time) {
+	for _, s := range l.series {
+		s.Rotate(now)
+	}
+	l.rotated = now
+}
+
+// finish collects the last TX stamps and fills the report.
+func (l *reflectLoop) finish(conn Conn, rep *ReflectorReport) {
+	settleTxStamps(conn, l.tx, l.sends)
+	l.tx.flush()
+	l.rotate(time.Now())
+	for k, v := range l.c {
+		rep.Counters[k] = v
+	}
+	for k, v := range l.missing {
+		rep.Counters["missing_"+k] = v
+	}
+	rep.Series = l.series
+	rep.Stamps = l.stamps
+	if l.endReason != "" {
+		rep.Notes = append(rep.Notes, "session ended: "+l.endReason)
+	}
+}
+
+// settleTxStamps gives the kernel a moment to report the stamps of the last
+// sends before their slots are finalized.
+func settleTxStamps(conn Conn, tx *txRing, sends uint64) {
+	if sends == 0 {
+		return
+	}
+	end := time.Now().Add(20 * time.Millisecond)
+	for time.Now().Before(end) {
+		if err := conn.TxStamps(tx.stamp); err != nil {
+			return
+		}
+		last := &tx.slots[(sends-1)%txRingSize]
+		if !last.used || (last.sched != 0 && last.sw != 0) {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+}

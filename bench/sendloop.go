@@ -1,0 +1,344 @@
+package bench
+
+import (
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/stackgap/stackgap/internal/cpu"
+	"github.com/stackgap/stackgap/results"
+)
+
+// probeRingSize is how many recent probes the sender tracks; with at most
+// MaxInflight in flight a slot is always resolved before it is reused.
+const probeRingSize = 8192
+
+const (
+	stateFree uint8 = iota
+	stateOutstanding
+	stateReceived
+	stateLost
+)
+
+type probeSlot struct {
+	seq      uint64
+	state    uint8
+	userTx   int64
+	deadline int64
+}
+
+// sendLoop is the sender's closed-loop ping-pong for one phase.
+type sendLoop struct {
+	o     RunOptions
+	token uint32
+	probe []byte
+	buf   []byte
+
+	slots    [probeRingSize]probeSlot
+	next     uint64 // next sequence number to send
+	oldest   uint64 // no probe below it is outstanding
+	inflight int
+	highest  uint64 // highest sequence number answered, plus one
+	measured int64  // clock when the first measured probe was sent, 0 before
+	// warmupEnd is the first measured sequence number: Warmup, or lower when
+	// the warm-up ran out of time (a peer that answers nothing must not stall it).
+	warmupEnd   uint64
+	warmupUntil int64
+	stopAt      int64 // clock after which no probe is sent (duration mode)
+
+	c       results.Counters
+	extra   map[string]uint64
+	missing map[string]uint64
+
+	rtt        *results.Series
+	rttNoRes   *results.Series
+	rxStack    *results.Series
+	series     []*results.Series
+	tx         *txRing
+	rotated    int64
+	pendingRTT []uint32 // by seq−warmup: round trips awaiting out-of-band reflector stamps
+	cpu        int
+}
+
+func newSendLoop(o RunOptions, token uint32, start time.Time) *sendLoop {
+	l := &sendLoop{o: o, token: token, extra: map[string]uint64{}, missing: map[string]uint64{}, rotated: start.UnixNano(), cpu: -1}
+	l.warmupEnd = o.Warmup
+	l.warmupUntil = start.Add(MaxWarmupTime).UnixNano()
+	l.probe = make([]byte, o.Size)
+	MarshalProbe(l.probe, token, 0)
+	l.buf = make([]byte, MaxProbeSize)
+	l.rtt = results.NewSeries("rtt", "sender", "user", "round trip: user send → user receive", start)
+	l.rttNoRes = results.NewSeries("rtt_minus_residence", "sender", "user", "round trip less the reflector's residence: both stacks and the wire", start)
+	l.rxStack = results.NewSeries("rx.stack_to_user", "sender", "sw", "device layer → protocol → socket → user (RX)", start)
+	userToSched := results.NewSeries("tx.user_to_sched", "sender", "sw", "syscall → socket → protocol → device layer (TX)", start)
+	schedToDriver := results.NewSeries("tx.sched_to_driver", "sender", "sw", "qdisc/device layer → driver (TX)", start)
+	l.series = []*results.Series{l.rtt, l.rttNoRes, l.rxStack, userToSched, schedToDriver}
+	l.tx = newTxRing(userToSched, schedToDriver, l.missing)
+	return l
+}
+
+// runOnThread dials and runs the loop on a locked, optionally pinned thread.
+func (l *sendLoop) runOnThread(path Path, spec DialSpec, cpuID int, stop *atomic.Bool) error {
+	restore, err := cpu.Pin(cpuID)
+	if err != nil {
+		return err
+	}
+	defer restore()
+	l.cpu = cpu.Current()
+	conn, err := path.Dial(spec)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	err = l.loop(conn, stop)
+	settleTxStamps(conn, l.tx, l.next)
+	l.tx.flush()
+	return err
+}
+
+// MaxWarmupTime bounds the warm-up: it ends after RunOptions.Warmup probes or
+// this long, whichever comes first.
+const MaxWarmupTime = 2 * time.Second
+
+func (l *sendLoop) isMeasured(seq uint64) bool { return seq >= l.warmupEnd }
+
+// send transmits probe seq.
+func (l *sendLoop) send(conn Conn, seq uint64) error {
+	SetProbeSeq(l.probe, seq)
+	measured := l.isMeasured(seq)
+	SetProbeWarmup(l.probe, !measured)
+	userTx, err := conn.Send(l.probe)
+	if err != nil {
+		return fmt.Errorf("send probe %d: %w", seq, err)
+	}
+	s := &l.slots[seq%probeRingSize]
+	*s = probeSlot{seq: seq, state: stateOutstanding, userTx: userTx, deadline: userTx + int64(l.o.Timeout)}
+	l.next = seq + 1
+	l.inflight++
+	if measured {
+		l.c.Sent++
+		if l.measured == 0 {
+			l.measured = userTx
+			if l.o.Count == 0 {
+				l.stopAt = userTx + int64(l.o.Duration)
+			}
+		}
+	} else {
+		l.c.WarmupSent++
+	}
+	l.tx.sent(seq, userTx, measured)
+	return nil
+}
+
+// fill sends probes until the window is full or sending has ended.
+func (l *sendLoop) fill(conn Conn) (done bool, err error) {
+	for l.inflight < l.o.Inflight {
+		if l.o.Count > 0 && l.next >= l.warmupEnd+l.o.Count {
+			return true, nil
+		}
+		now := time.Now().UnixNano()
+		if l.stopAt != 0 && now >= l.stopAt {
+			return true, nil
+		}
+		if l.next < l.warmupEnd && now >= l.warmupUntil {
+			l.warmupEnd = l.next
+		}
+		if err := l.send(conn, l.next); err != nil {
+			return false, err
+		}
+	}
+	return false, nil
+}
+
+// loop runs the closed loop until every probe is answered or lost.
+func (l *sendLoop) loop(conn Conn, stop *atomic.Bool) error {
+	sendingDone := false
+	onStamp := l.tx.stamp
+	for {
+		if stop.Load() {
+			l.abandon()
+			return nil
+		}
+		if !sendingDone {
+			var err error
+			if sendingDone, err = l.fill(conn); err != nil {
+				return err
+			}
+		}
+		if sendingDone && l.inflight == 0 {
+			return nil
+		}
+		now := time.Now().UnixNano()
+		deadline := now + int64(pollSlice)
+		if l.inflight > 0 {
+			deadline = min(deadline, l.slots[l.oldest%probeRingSize].deadline)
+		}
+		n, rx, err := conn.Recv(l.buf, time.Unix(0, deadline))
+		switch {
+		case err == nil:
+			answered := l.reply(l.buf[:n], rx)
+			if answered && !sendingDone {
+				// Keep the window full before any bookkeeping.
+				if sendingDone, err = l.fill(conn); err != nil {
+					return err
+				}
+			}
+		case errors.Is(err, ErrTimeout):
+		default:
+			return fmt.Errorf("receive: %w", err)
+		}
+		l.expire(time.Now().UnixNano())
+		if err := conn.TxStamps(onStamp); err != nil {
+			l.extra["tx_stamp_errors"]++
+		}
+		if now-l.rotated >= int64(time.Second) {
+			l.rotate(now)
+		}
+	}
+}
+
+// reply accounts one received packet; it reports whether it freed a window slot.
+func (l *sendLoop) reply(b []byte, rx RxStamps) bool {
+	p, err := ParseProbe(b)
+	switch {
+	case err != nil:
+		l.extra["malformed_replies"]++
+		return false
+	case p.Token != l.token || p.Flags&FlagReply == 0:
+		l.extra["foreign_replies"]++
+		return false
+	case len(b) != l.o.Size:
+		l.extra["size_mismatch"]++
+		return false
+	case p.Seq >= l.next:
+		l.extra["unknown_seq"]++
+		return false
+	case p.Seq+probeRingSize <= l.next:
+		l.c.Late++
+		return false
+	}
+	s := &l.slots[p.Seq%probeRingSize]
+	switch s.state {
+	case stateReceived:
+		l.c.Duplicated++
+		return false
+	case stateLost:
+		l.c.Late++
+		return false
+	}
+	s.state = stateReceived
+	l.inflight--
+	if p.Seq+1 < l.highest {
+		l.c.Reordered++
+	} else {
+		l.highest = p.Seq + 1
+	}
+	if !l.isMeasured(p.Seq) {
+		l.c.WarmupReceived++
+		return true
+	}
+	l.c.Received++
+	rtt := rx.User - s.userTx
+	l.rtt.Record(rtt)
+	if rx.Software > 0 && rx.Software <= rx.User {
+		l.rxStack.Record(rx.User - rx.Software)
+	} else if rx.Software == 0 {
+		l.missing["rx_software"]++
+	} else {
+		l.missing["out_of_order"]++
+	}
+	if p.Flags&FlagReflectStamps != 0 {
+		l.recordNoResidence(rtt, p.ReflectResidence)
+	} else {
+		i := p.Seq - l.warmupEnd
+		if i >= uint64(len(l.pendingRTT)) {
+			l.pendingRTT = append(l.pendingRTT, make([]uint32, int(i)+1-len(l.pendingRTT)+1024)...)
+		}
+		l.pendingRTT[i] = uint32(min(rtt, StampUnknown-1))
+	}
+	return true
+}
+
+func (l *sendLoop) recordNoResidence(rtt int64, residence uint32) {
+	if d := rtt - int64(residence); d > 0 {
+		l.rttNoRes.Record(d)
+	} else {
+		l.missing["out_of_order"]++
+	}
+}
+
+// expire counts as lost every outstanding probe whose deadline has passed.
+func (l *sendLoop) expire(now int64) {
+	for l.oldest < l.next {
+		s := &l.slots[l.oldest%probeRingSize]
+		if s.state == stateOutstanding {
+			if s.deadline > now {
+				return
+			}
+			s.state = stateLost
+			l.inflight--
+			if l.isMeasured(s.seq) {
+				l.c.Lost++
+			} else {
+				l.c.WarmupLost++
+			}
+		}
+		l.oldest++
+	}
+}
+
+// abandon counts the probes still in flight when the run is interrupted as lost.
+func (l *sendLoop) abandon() {
+	for seq := l.oldest; seq < l.next; seq++ {
+		if s := &l.slots[seq%probeRingSize]; s.state == stateOutstanding {
+			s.deadline = 0
+		}
+	}
+	before := l.c.Lost + l.c.WarmupLost
+	l.expire(1)
+	if n := l.c.Lost + l.c.WarmupLost - before; n > 0 {
+		l.extra["abandoned_in_flight"] += n
+	}
+}
+
+func (l *sendLoop) rotate(now int64) {
+	t := time.Unix(0, now)
+	for _, s := range l.series {
+		s.Rotate(t)
+	}
+	l.rotated = now
+}
+
+// result joins the sender's and the reflector's data into the phase's data.
+func (l *sendLoop) result(index int, path, transport string, started time.Time, rep *ReflectorReport) *PhaseData {
+	for _, st := range rep.Stamps {
+		if st.Seq < l.warmupEnd {
+			continue
+		}
+		if i := st.Seq - l.warmupEnd; i < uint64(len(l.pendingRTT)) && l.pendingRTT[i] != 0 {
+			l.recordNoResidence(int64(l.pendingRTT[i]), st.Residence)
+		}
+	}
+	finished := time.Now()
+	l.rotate(finished.UnixNano())
+	pd := &PhaseData{Series: append(append([]*results.Series(nil), l.series...), rep.Series...)}
+	c := l.c
+	c.Missing = nonEmpty(l.missing)
+	c.Other = nonEmpty(l.extra)
+	c.Reflector = rep.Counters
+	pd.Phase = results.Phase{
+		Index: index, Path: path, Transport: transport,
+		Started: started, Finished: finished, Counters: c,
+		SenderCPU: l.cpu, ReflectorCPU: rep.CPU,
+	}
+	pd.Phase.Notes = append(pd.Phase.Notes, rep.Notes...)
+	return pd
+}
+
+func nonEmpty(m map[string]uint64) map[string]uint64 {
+	if len(m) == 0 {
+		return nil
+	}
+	return m
+}
