@@ -1,0 +1,673 @@
+package main
+
+// End-to-end tests: the real stackgap and stackgap-reflect binaries over a
+// real veth pair between two network namespaces. They need root; outside CI
+// they skip without it, under CI=true they fail.
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stackgap/stackgap/bench"
+	"github.com/stackgap/stackgap/internal/testbed"
+	"github.com/stackgap/stackgap/internal/testutil"
+	"github.com/stackgap/stackgap/results"
+)
+
+const testPrefix = "sge2e"
+
+var binDir string // where TestMain built the binaries
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "stackgap-e2e-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binDir = dir
+	// TestNotRoot runs a binary as nobody.
+	os.Chmod(dir, 0o755)
+	build := exec.Command("go", "build", "-o", dir+"/", "github.com/stackgap/stackgap/cmd/stackgap", "github.com/stackgap/stackgap/cmd/stackgap-reflect")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build binaries:", err)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := testutil.CheckNoLeaks(m, testPrefix)
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func bin(name string) string { return filepath.Join(binDir, name) }
+
+// hosts is a testbed with a reflector running in B.
+type hosts struct {
+	tb        *testbed.Testbed
+	reflector *exec.Cmd
+	stderr    *bytes.Buffer
+}
+
+func newTestbed(t *testing.T) *testbed.Testbed {
+	t.Helper()
+	testutil.RequireRoot(t)
+	tb, err := testbed.New(testbed.Options{Prefix: testPrefix})
+	if err != nil {
+		t.Fatalf("testbed: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := tb.Close(); err != nil {
+			t.Errorf("close testbed: %v", err)
+		}
+	})
+	return tb
+}
+
+// startReflector starts stackgap-reflect in B with extra flags and waits until it listens.
+func startReflector(t *testing.T, tb *testbed.Testbed, args ...string) *hosts {
+	t.Helper()
+	h := &hosts{tb: tb, stderr: new(bytes.Buffer)}
+	cmd := exec.Command(bin("stackgap-reflect"), args...)
+	cmd.Stderr = h.stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tb.Start(testbed.B, cmd); err != nil {
+		t.Fatalf("start reflector: %v", err)
+	}
+	h.reflector = cmd
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("reflector exited with %v after SIGTERM; stderr:\n%s", err, h.stderr)
+			}
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			t.Errorf("reflector did not stop within 10s of SIGTERM")
+			<-done
+		}
+	})
+	if err := awaitLine(out, "listening", 10*time.Second); err != nil {
+		t.Fatalf("reflector: %v; stderr:\n%s", err, h.stderr)
+	}
+	return h
+}
+
+type runOutput struct {
+	code   int
+	stdout string
+	stderr string
+	took   time.Duration
+}
+
+// run runs stackgap in A and returns its exit code and output.
+func run(t *testing.T, tb *testbed.Testbed, args ...string) runOutput {
+	t.Helper()
+	cmd := exec.Command(bin("stackgap"), args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	start := time.Now()
+	if err := tb.Start(testbed.A, cmd); err != nil {
+		t.Fatalf("start stackgap: %v", err)
+	}
+	err := cmd.Wait()
+	o := runOutput{stdout: stdout.String(), stderr: stderr.String(), took: time.Since(start)}
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee):
+		o.code = ee.ExitCode()
+	default:
+		t.Fatalf("stackgap: %v", err)
+	}
+	return o
+}
+
+func mustRun(t *testing.T, tb *testbed.Testbed, args ...string) runOutput {
+	t.Helper()
+	o := run(t, tb, args...)
+	if o.code != 0 {
+		t.Fatalf("stackgap %s: exit %d\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), o.code, o.stdout, o.stderr)
+	}
+	return o
+}
+
+// TestRoundTrips: UDP and TCP over IPv4 and IPv6, no loss: every probe is
+// counted exactly once on both hosts and every stamp is there.
+func TestRoundTrips(t *testing.T) {
+	tb := newTestbed(t)
+	startReflector(t, tb)
+	for _, fam := range []struct{ name, peer string }{
+		{"ipv4", tb.AddrB4.String()},
+		{"ipv6", "[" + tb.AddrB6.String() + "]"},
+	} {
+		t.Run(fam.name, func(t *testing.T) {
+			const count, warmup = 3000, 200
+			out := filepath.Join(t.TempDir(), "run")
+			mustRun(t, tb, "run", "--peer", fam.peer, "--transport", "udp,tcp", "--count", strconv.Itoa(count),
+				"--warmup", strconv.Itoa(warmup), "--inflight", "4", "--out", out)
+			r, err := results.Load(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(r.Phases) != 2 {
+				t.Fatalf("got %d phases, want 2", len(r.Phases))
+			}
+			for i, p := range r.Phases {
+				want := []string{"udp", "tcp"}[i]
+				if p.Path != "kernel" || p.Transport != want || p.Family != fam.name {
+					t.Fatalf("phase %d is %s/%s/%s", i, p.Path, p.Transport, p.Family)
+				}
+				c := p.Counters
+				if c.Sent != count || c.Received != count || c.Lost != 0 || c.Duplicated != 0 || c.Late != 0 {
+					t.Errorf("%s: counters %+v, want %d sent and received, nothing lost", want, c, count)
+				}
+				if c.WarmupSent != warmup || c.WarmupReceived != warmup {
+					t.Errorf("%s: warm-up %d sent %d received, want %d", want, c.WarmupSent, c.WarmupReceived, warmup)
+				}
+				if got := c.Reflector["reflected"]; got != count+warmup {
+					t.Errorf("%s: reflector reflected %d, want %d", want, got, count+warmup)
+				}
+				for kind, n := range c.Missing {
+					t.Errorf("%s: %d probes missing %s", want, n, kind)
+				}
+				for _, h := range p.Histograms {
+					if h.Count != count {
+						t.Errorf("%s: histogram %s.%s has %d values, want %d", want, h.Host, h.Name, h.Count, count)
+					}
+					if h.P50 <= 0 || h.P50 > h.Max {
+						t.Errorf("%s: histogram %s.%s has p50 %d max %d", want, h.Host, h.Name, h.P50, h.Max)
+					}
+					if _, err := os.Stat(filepath.Join(out, h.File)); err != nil {
+						t.Errorf("%s: %v", want, err)
+					}
+				}
+				if len(p.Histograms) != 9 {
+					t.Errorf("%s: %d histograms, want 9 (5 sender, 4 reflector)", want, len(p.Histograms))
+				}
+			}
+			if _, err := results.LoadHlog(out); err != nil {
+				t.Errorf("hlog: %v", err)
+			}
+		})
+	}
+}
+
+// TestSmallProbesOutOfBand: 18-byte probes have no room for the reflector's
+// stamps; they travel over the control channel and still join every probe.
+func TestSmallProbesOutOfBand(t *testing.T) {
+	tb := newTestbed(t)
+	startReflector(t, tb)
+	out := filepath.Join(t.TempDir(), "run")
+	mustRun(t, tb, "run", "--peer", tb.AddrB4.String(), "--transport", "udp", "--size", "18", "--count", "1000", "--warmup", "10", "--out", out)
+	r, err := results.Load(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range r.Phases[0].Histograms {
+		if h.Name == "rtt_minus_residence" && h.Count != 1000 {
+			t.Fatalf("rtt_minus_residence has %d values, want 1000", h.Count)
+		}
+	}
+}
+
+// TestLossMatchesDropRule: an nftables rule in the reflector's namespace drops
+// a share of the probes; the reported loss equals the rule's counter and the
+// run still ends on time.
+func TestLossMatchesDropRule(t *testing.T) {
+	testutil.RequireTool(t, "nft")
+	tb := newTestbed(t)
+	startReflector(t, tb)
+	drop, err := tb.Drop(testbed.B, testbed.DropRule{Proto: "udp", Percent: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer drop.Remove()
+	out := filepath.Join(t.TempDir(), "run")
+	o := mustRun(t, tb, "run", "--peer", tb.AddrB4.String(), "--transport", "udp", "--duration", "1s", "--warmup", "100",
+		"--timeout", "100ms", "--inflight", "8", "--out", out)
+	dropped, err := drop.Dropped()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := results.Load(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := r.Phases[0].Counters
+	if lost := c.Lost + c.WarmupLost; lost != dropped || dropped == 0 {
+		t.Fatalf("reported loss %d (warm-up %d), nft dropped %d", lost, c.WarmupLost, dropped)
+	}
+	if c.Sent+c.WarmupSent != c.Received+c.WarmupReceived+c.Lost+c.WarmupLost {
+		t.Fatalf("counters do not add up: %+v", c)
+	}
+	// 1 s measured + at most 2 s warm-up + timeout + start-up and teardown.
+	if o.took > 8*time.Second {
+		t.Fatalf("run took %v with 1s duration", o.took)
+	}
+}
+
+// probeClient sends hand-made probes to a session and reports what comes back.
+type probeClient struct {
+	conn *net.UDPConn
+}
+
+func dialProbe(t *testing.T, tb *testbed.Testbed, port uint16) *probeClient {
+	t.Helper()
+	var c *net.UDPConn
+	err := tb.Do(testbed.A, func() error {
+		var err error
+		c, err = net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(tb.AddrB4, port)))
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return &probeClient{conn: c}
+}
+
+// exchange sends b and returns the reply, or nil when none comes within 300 ms.
+func (p *probeClient) exchange(t *testing.T, b []byte) []byte {
+	t.Helper()
+	if _, err := p.conn.Write(b); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 70000)
+	p.conn.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+	n, err := p.conn.Read(buf)
+	if err != nil {
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			return nil
+		}
+		t.Fatal(err)
+	}
+	return buf[:n]
+}
+
+func openSession(t *testing.T, tb *testbed.Testbed, token uint32, size int) (*bench.Client, uint16) {
+	t.Helper()
+	var cl *bench.Client
+	err := tb.Do(testbed.A, func() error {
+		var err error
+		cl, err = bench.Dial(context.Background(), netip.AddrPortFrom(tb.AddrB4, bench.DefaultPort), bench.ClientOptions{})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cl.Close() })
+	port, _, err := cl.Open(bench.SessionParams{Path: "kernel", Transport: "udp", Size: size, Duration: 30 * time.Second,
+		Token: token, Wait: bench.WaitBlock, CPU: -1, Timestamping: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cl, port
+}
+
+func probe(size int, token uint32, seq uint64) []byte {
+	b := make([]byte, size)
+	bench.MarshalProbe(b, token, seq)
+	return b
+}
+
+// TestReflectorAnswersOnlyLiveSessions: wrong and expired tokens, replies,
+// malformed packets, and replies never larger than requests.
+func TestReflectorAnswersOnlyLiveSessions(t *testing.T) {
+	tb := newTestbed(t)
+	startReflector(t, tb)
+
+	old, oldPort := openSession(t, tb, 0x1111, 64)
+	pc := dialProbe(t, tb, oldPort)
+	if r := pc.exchange(t, probe(64, 0x1111, 1)); r == nil {
+		t.Fatal("no reply from a live session")
+	}
+	if _, err := old.CloseSession(); err != nil {
+		t.Fatal(err)
+	}
+
+	cl, port := openSession(t, tb, 0x2222, 64)
+	pc = dialProbe(t, tb, port)
+	tests := []struct {
+		name  string
+		in    []byte
+		reply bool
+	}{
+		{"live token", probe(64, 0x2222, 1), true},
+		{"wrong token", probe(64, 0x3333, 2), false},
+		{"expired token", probe(64, 0x1111, 3), false},
+		{"reply flag set", func() []byte { b := probe(64, 0x2222, 4); bench.MarkReply(b, 0, 0); return b }(), false},
+		{"not a probe", bytes.Repeat([]byte{0xab}, 1000), false},
+		{"length field lies", func() []byte { b := probe(64, 0x2222, 5); binary.BigEndian.PutUint16(b[16:], 2000); return b }(), false},
+		{"minimum size", probe(18, 0x2222, 6), true},
+		{"larger than the session size", probe(1400, 0x2222, 7), true},
+	}
+	for _, tt := range tests {
+		got := pc.exchange(t, tt.in)
+		if (got != nil) != tt.reply {
+			t.Errorf("%s: reply %v, want %v", tt.name, got != nil, tt.reply)
+			continue
+		}
+		if got == nil {
+			continue
+		}
+		if len(got) > len(tt.in) {
+			t.Errorf("%s: reply of %d bytes to %d", tt.name, len(got), len(tt.in))
+		}
+		p, err := bench.ParseProbe(got)
+		if err != nil || p.Flags&bench.FlagReply == 0 || p.Token != 0x2222 {
+			t.Errorf("%s: bad reply %+v %v", tt.name, p, err)
+		}
+	}
+	rep, err := cl.CloseSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Counters["bad_token"] != 2 || rep.Counters["malformed"] != 2 || rep.Counters["not_request"] != 1 || rep.Counters["reflected"] != 3 {
+		t.Errorf("unexpected reflector counters %v", rep.Counters)
+	}
+}
+
+// TestAuthentication: the shared secret is checked both ways.
+func TestAuthentication(t *testing.T) {
+	tb := newTestbed(t)
+	dir := t.TempDir()
+	write := func(name, secret string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(secret+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	good, bad := write("good", "correct horse"), write("bad", "battery staple")
+	startReflector(t, tb, "--secret-file", good)
+	peer := tb.AddrB4.String()
+	out := filepath.Join(dir, "run")
+	mustRun(t, tb, "run", "--peer", peer, "--transport", "udp", "--count", "100", "--secret-file", good, "--out", out)
+	for _, tt := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"wrong secret", []string{"--secret-file", bad}, "wrong shared secret"},
+		{"no secret", nil, "requires a shared secret"},
+	} {
+		o := run(t, tb, append([]string{"run", "--peer", peer, "--count", "10", "--out", out}, tt.args...)...)
+		if o.code == 0 || !strings.Contains(o.stderr, tt.want) || strings.Count(strings.TrimSpace(o.stderr), "\n") != 0 {
+			t.Errorf("%s: exit %d, stderr %q; want one line with %q", tt.name, o.code, o.stderr, tt.want)
+		}
+	}
+}
+
+// fakeReflector answers every hello with another protocol version.
+func fakeReflector(t *testing.T, tb *testbed.Testbed, version int) netip.AddrPort {
+	t.Helper()
+	var ln net.Listener
+	if err := tb.Do(testbed.B, func() error {
+		var err error
+		ln, err = net.Listen("tcp", net.JoinHostPort(tb.AddrB4.String(), "0"))
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			body, _ := json.Marshal(map[string]any{"type": "hello", "tool": "stackgap", "version": version, "nonce": make([]byte, 32)})
+			hdr := binary.BigEndian.AppendUint32(nil, uint32(len(body)))
+			c.SetDeadline(time.Now().Add(5 * time.Second))
+			var in [4]byte
+			c.Read(in[:])
+			c.Write(append(hdr, body...))
+			time.Sleep(100 * time.Millisecond)
+			c.Close()
+		}
+	}()
+	return ln.Addr().(*net.TCPAddr).AddrPort()
+}
+
+// TestVersionMismatch: both directions fail with a message naming the versions.
+func TestVersionMismatch(t *testing.T) {
+	tb := newTestbed(t)
+	// Sender against a reflector speaking version 99.
+	peer := fakeReflector(t, tb, 99)
+	o := run(t, tb, "run", "--peer", peer.String(), "--count", "10", "--out", t.TempDir())
+	if o.code == 0 || !strings.Contains(o.stderr, "version mismatch") || !strings.Contains(o.stderr, "99") {
+		t.Errorf("sender vs v99 reflector: exit %d, stderr %q", o.code, o.stderr)
+	}
+	// A sender speaking version 99 against the real reflector.
+	startReflector(t, tb)
+	var reply []byte
+	err := tb.Do(testbed.A, func() error {
+		c, err := net.DialTimeout("tcp", net.JoinHostPort(tb.AddrB4.String(), strconv.Itoa(bench.DefaultPort)), 5*time.Second)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		body, _ := json.Marshal(map[string]any{"type": "hello", "tool": "stackgap", "version": 99, "nonce": make([]byte, 32)})
+		c.Write(append(binary.BigEndian.AppendUint32(nil, uint32(len(body))), body...))
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		var hdr [4]byte
+		if _, err := c.Read(hdr[:]); err != nil {
+			return err
+		}
+		reply = make([]byte, binary.BigEndian.Uint32(hdr[:]))
+		_, err = c.Read(reply)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(reply, &m); err != nil || m["type"] != "error" || m["code"] != "version" {
+		t.Fatalf("reflector answered a v99 hello with %s", reply)
+	}
+}
+
+// TestBadInput: one actionable line, a non-zero exit, nothing left behind.
+func TestBadInput(t *testing.T) {
+	tb := newTestbed(t)
+	notDir := filepath.Join(t.TempDir(), "file")
+	os.WriteFile(notDir, nil, 0o644)
+	peer := tb.AddrB4.String()
+	tests := []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"peer not listening", []string{"run", "--peer", peer + ":9", "--count", "10", "--out", t.TempDir()}, 1, "connection refused"},
+		{"size below minimum", []string{"run", "--peer", peer, "--size", "10"}, 2, "probe size 10 out of range"},
+		{"negative duration", []string{"run", "--peer", peer, "--duration", "-1s"}, 2, "invalid duration"},
+		{"count and duration", []string{"run", "--peer", peer, "--duration", "1s", "--count", "5"}, 2, "exclude each other"},
+		{"unknown transport", []string{"run", "--peer", peer, "--transport", "sctp"}, 2, "unknown transport"},
+		{"unknown path", []string{"run", "--peer", peer, "--path", "dpdk"}, 2, "unknown path"},
+		{"unknown wait", []string{"run", "--peer", peer, "--wait", "sleep"}, 2, "unknown wait strategy"},
+		{"inflight zero", []string{"run", "--peer", peer, "--inflight", "0"}, 2, "invalid inflight"},
+		{"no peer", []string{"run"}, 2, "--peer"},
+		{"unknown host", []string{"run", "--peer", "no-such-host.invalid"}, 2, "unknown host"},
+		{"local address not ours", []string{"run", "--peer", peer, "--local", "198.19.9.9"}, 2, "no interface has address 198.19.9.9"},
+		{"output dir not writable", []string{"run", "--peer", peer, "--out", filepath.Join(notDir, "sub")}, 1, "output directory"},
+		{"unknown command", []string{"frobnicate"}, 2, "unknown command"},
+		{"bad cpu", []string{"run", "--peer", peer, "--cpu", "4096", "--count", "10", "--out", t.TempDir()}, 2, "cpu 4096 not available"},
+		{"size zero", []string{"run", "--peer", peer, "--size", "0"}, 2, "probe size 0 out of range"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o := run(t, tb, tt.args...)
+			if o.code != tt.code {
+				t.Errorf("exit %d, want %d; stderr %q", o.code, tt.code, o.stderr)
+			}
+			if !strings.Contains(o.stderr, tt.want) {
+				t.Errorf("stderr %q does not say %q", o.stderr, tt.want)
+			}
+			if lines := strings.Count(strings.TrimRight(o.stderr, "\n"), "\n"); tt.code == 1 && lines != 0 {
+				t.Errorf("stderr has %d lines, want one: %q", lines+1, o.stderr)
+			}
+		})
+	}
+	if _, err := os.Stat(notDir + "/sub"); err == nil {
+		t.Error("wrote into a file path")
+	}
+}
+
+// TestReflectorBadInput: port in use, bad flags.
+func TestReflectorBadInput(t *testing.T) {
+	tb := newTestbed(t)
+	startReflector(t, tb)
+	for _, tt := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"port in use", nil, "address already in use"},
+		{"bad listen address", []string{"--listen", "300.1.1.1:7"}, "--listen: unknown host"},
+		{"bad cpu", []string{"--cpu", "4096"}, "cpu 4096 not available"},
+		{"missing secret file", []string{"--secret-file", "/nonexistent/secret"}, "secret file"},
+	} {
+		// Output puts the command's stderr into its error.
+		_, err := tb.Output(testbed.B, bin("stackgap-reflect"), tt.args...)
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: err %v; want a failure saying %q", tt.name, err, tt.want)
+		}
+	}
+}
+
+// TestSIGTERMLeavesNothing: SIGTERM to the demo mid-run removes its namespaces
+// and processes; SIGTERM to a sender mid-run writes partial results and the
+// reflector stays usable.
+func TestSIGTERMLeavesNothing(t *testing.T) {
+	testutil.RequireRoot(t)
+	t.Run("demo", func(t *testing.T) {
+		cmd := exec.Command(bin("stackgap"), "demo", "--duration", "20s", "--out", t.TempDir())
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(3 * time.Second)
+		cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case <-done:
+		case <-time.After(15 * time.Second):
+			cmd.Process.Kill()
+			t.Fatalf("demo did not exit within 15s of SIGTERM:\n%s", out.String())
+		}
+		if cmd.ProcessState.ExitCode() == 0 {
+			t.Errorf("demo exited 0 after SIGTERM")
+		}
+		left, err := testbed.List("sgdemo-" + strconv.Itoa(cmd.Process.Pid))
+		if err != nil || len(left) > 0 {
+			t.Errorf("namespaces left: %v %v\n%s", left, err, out.String())
+		}
+		if pids := processesOf(t, bin("stackgap-reflect")); len(pids) > 0 {
+			t.Errorf("reflector processes left: %v", pids)
+		}
+	})
+	t.Run("sender", func(t *testing.T) {
+		tb := newTestbed(t)
+		startReflector(t, tb, "--max-sessions", "1")
+		dir := filepath.Join(t.TempDir(), "run")
+		cmd := exec.Command(bin("stackgap"), "run", "--peer", tb.AddrB4.String(), "--transport", "udp", "--duration", "30s", "--out", dir)
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := tb.Start(testbed.A, cmd); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(2 * time.Second)
+		cmd.Process.Signal(syscall.SIGTERM)
+		start := time.Now()
+		cmd.Wait()
+		if took := time.Since(start); took > 5*time.Second {
+			t.Errorf("sender took %v to stop", took)
+		}
+		if code := cmd.ProcessState.ExitCode(); code != 130 {
+			t.Errorf("sender exit %d after SIGTERM, want 130:\n%s", code, out.String())
+		}
+		r, err := results.Load(dir)
+		if err != nil || len(r.Phases) != 1 || r.Phases[0].Counters.Received == 0 {
+			t.Fatalf("partial results: %v %+v", err, r)
+		}
+		// The session was closed: with --max-sessions 1 a new run works at once.
+		mustRun(t, tb, "run", "--peer", tb.AddrB4.String(), "--transport", "udp", "--count", "100", "--out", filepath.Join(t.TempDir(), "again"))
+	})
+}
+
+// processesOf lists the pids running the executable path.
+func processesOf(t *testing.T, path string) []int {
+	t.Helper()
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pids []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if exe, err := os.Readlink(filepath.Join("/proc", e.Name(), "exe")); err == nil && exe == path {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// TestDemo runs the demo end to end and checks its results on disk.
+func TestDemo(t *testing.T) {
+	testutil.RequireRoot(t)
+	dir := t.TempDir()
+	cmd := exec.Command(bin("stackgap"), "demo", "--duration", "300ms", "--out", dir)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("demo: %v\n%s", err, out)
+	}
+	for _, fam := range []string{"ipv4", "ipv6"} {
+		r, err := results.Load(filepath.Join(dir, fam))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(r.Phases) != 2 || r.Phases[0].Counters.Received == 0 || r.Phases[1].Counters.Received == 0 {
+			t.Errorf("%s: unexpected phases %+v", fam, r.Phases)
+		}
+	}
+}
+
+// TestNotRoot: the demo names the missing capabilities.
+func TestNotRoot(t *testing.T) {
+	testutil.RequireRoot(t)
+	cmd := exec.Command(bin("stackgap"), "demo")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || !strings.Contains(string(out), "CAP_SYS_ADMIN") || !strings.Contains(string(out), "sudo") {
+		t.Fatalf("demo as nobody: %v %q", err, out)
+	}
+}
