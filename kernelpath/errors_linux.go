@@ -1,7 +1,6 @@
 package kernelpath
 
 import (
-
 	"golang.org/x/sys/unix"
 )
 
@@ -35,4 +34,3 @@ func peerReason(errno unix.Errno) string {
 	}
 	return "unreachable (" + errno.Error() + ")"
 }
-
