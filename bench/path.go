@@ -128,3 +128,14 @@ type ListenSpec struct {
 	ConnSpec
 	Local netip.AddrPort // address (port 0: any free port) to receive probes on
 }
+
+// Reporter is implemented by Conns that have more to say than stamps: the
+// engine adds their counters (prefixed with the path's name) and notes to the
+// phase's results, so nothing a path saw is lost silently.
+type Reporter interface {
+	// Counters returns the Conn's own counters, by name; zero ones may be left out.
+	Counters() map[string]uint64
+	// Notes returns facts about the Conn the report must show (e.g. busy
+	// polling that was asked for but cannot work on this device).
+	Notes() []string
+}

@@ -149,6 +149,14 @@ func (l *reflectLoop) finish(conn Conn, rep *ReflectorReport) {
 	for k, v := range l.missing {
 		rep.Counters["missing_"+k] = v
 	}
+	if r, ok := conn.(Reporter); ok {
+		for k, v := range r.Counters() {
+			rep.Counters[k] += v
+		}
+		for _, n := range r.Notes() {
+			rep.Notes = append(rep.Notes, "reflector: "+n)
+		}
+	}
 	rep.Series = l.series
 	rep.Stamps = l.stamps
 	if l.endReason != "" {

@@ -59,6 +59,7 @@ type sendLoop struct {
 	rotated    int64
 	pendingRTT []uint32 // by seq−warmup: round trips awaiting out-of-band reflector stamps
 	cpu        int
+	notes      []string
 }
 
 func newSendLoop(o RunOptions, token uint32, start time.Time) *sendLoop {
@@ -94,7 +95,20 @@ func (l *sendLoop) runOnThread(path Path, spec DialSpec, cpuID int, stop *atomic
 	err = l.loop(conn, stop)
 	settleTxStamps(conn, l.tx, l.next)
 	l.tx.flush()
+	l.collectReport(conn, "")
 	return err
+}
+
+// collectReport keeps what a Reporter Conn has to say for the phase results.
+func (l *sendLoop) collectReport(conn Conn, prefix string) {
+	r, ok := conn.(Reporter)
+	if !ok {
+		return
+	}
+	for k, v := range r.Counters() {
+		l.extra[prefix+k] += v
+	}
+	l.notes = append(l.notes, r.Notes()...)
 }
 
 // MaxWarmupTime bounds the warm-up: it ends after RunOptions.Warmup probes or
@@ -332,7 +346,7 @@ func (l *sendLoop) result(index int, path, transport string, started time.Time, 
 		Started: started, Finished: finished, Counters: c,
 		SenderCPU: l.cpu, ReflectorCPU: rep.CPU,
 	}
-	pd.Phase.Notes = append(pd.Phase.Notes, rep.Notes...)
+	pd.Phase.Notes = append(append(pd.Phase.Notes, l.notes...), rep.Notes...)
 	return pd
 }
 

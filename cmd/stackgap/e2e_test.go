@@ -671,3 +671,23 @@ func TestNotRoot(t *testing.T) {
 		t.Fatalf("demo as nobody: %v %q", err, out)
 	}
 }
+
+// TestBusyPollInert: busy polling is asked for on both hosts; veth has no NAPI
+// id, so the run works and says the option was inert instead of faking it.
+func TestBusyPollInert(t *testing.T) {
+	tb := newTestbed(t)
+	startReflector(t, tb)
+	out := filepath.Join(t.TempDir(), "run")
+	mustRun(t, tb, "run", "--peer", tb.AddrB4.String(), "--transport", "udp", "--count", "200", "--busy-poll", "50us", "--wait", "spin", "--out", out)
+	r, err := results.Load(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	notes := strings.Join(r.Phases[0].Notes, "\n")
+	if strings.Count(notes, "busy polling requested but inert") != 2 {
+		t.Fatalf("want an inert busy-poll note from each host, got:\n%s", notes)
+	}
+	if r.Options["busy_poll"] != "50µs" || r.Options["wait"] != "spin" {
+		t.Fatalf("options not recorded: %v", r.Options)
+	}
+}

@@ -1,0 +1,37 @@
+package kernelpath
+
+import "github.com/stackgap/stackgap/bench"
+
+var _ bench.Reporter = (*Conn)(nil)
+
+// Counters returns the non-zero Stats counters (bench.Reporter).
+func (c *Conn) Counters() map[string]uint64 {
+	s := c.stats
+	m := map[string]uint64{}
+	for name, v := range map[string]uint64{
+		"partial_writes": s.PartialWrites, "tx_unmatched": s.TxUnmatched, "tx_unknown_kind": s.TxUnknownKind,
+		"tx_partial_write": s.TxPartialWrite, "tx_key_gaps": s.TxKeyGaps, "tx_late": s.TxLate,
+		"icmp_errors": s.ICMPErrors, "errqueue_other": s.ErrQueueOther, "control_truncated": s.ControlTruncated,
+		"control_malformed": s.ControlMalformed, "rx_missing_stamps": s.RxMissingStamps, "rx_queue_drops": s.RxQueueDrops,
+	} {
+		if v != 0 {
+			m[name] = v
+		}
+	}
+	return m
+}
+
+// Notes says when busy polling was asked for but is inert (bench.Reporter).
+func (c *Conn) Notes() []string {
+	if c.opts.BusyPoll <= 0 {
+		return nil
+	}
+	active, err := c.BusyPollActive()
+	switch {
+	case err != nil:
+		return []string{"busy polling requested; its state is unknown: " + err.Error()}
+	case !active:
+		return []string{"busy polling requested but inert: the socket has no NAPI id (devices such as veth and loopback do not link queues to NAPI instances)"}
+	}
+	return []string{"busy polling active (socket has a NAPI id)"}
+}
