@@ -139,3 +139,67 @@ type Reporter interface {
 	// polling that was asked for but cannot work on this device).
 	Notes() []string
 }
+
+// RxStampKind names a receive-side stamp, from the wire towards the user.
+type RxStampKind uint8
+
+const (
+	// RxHardware: the NIC took the packet off the wire (converted to the host clock).
+	RxHardware RxStampKind = iota + 1
+	// RxXDP: the XDP program saw the frame (driver layer).
+	RxXDP
+	// RxSoftware: the device layer handed the packet to the stack (RX_SOFTWARE).
+	RxSoftware
+)
+
+func (k RxStampKind) String() string {
+	switch k {
+	case RxHardware:
+		return "rx_hardware"
+	case RxXDP:
+		return "rx_xdp"
+	case RxSoftware:
+		return "rx_software"
+	}
+	return "rx_unknown"
+}
+
+// of returns the stamp of kind k in rx.
+func (rx *RxStamps) of(k RxStampKind) int64 {
+	switch k {
+	case RxHardware:
+		return rx.Hardware
+	case RxXDP:
+		return rx.XDPHook
+	case RxSoftware:
+		return rx.Software
+	}
+	return 0
+}
+
+// StampSet lists the stamps a Conn takes besides the user-space ones, each in
+// the order a packet passes them: Tx from the user towards the wire, Rx from
+// the wire towards the user. The engine records one histogram per pair of
+// neighbouring boundaries and counts every declared stamp that does not come.
+type StampSet struct {
+	Tx []TxStampKind
+	Rx []RxStampKind
+}
+
+// StampDeclarer is implemented by Conns that say which stamps they take.
+// A Conn that does not is taken to provide the kernel's software stamps when
+// its session asked for timestamping.
+type StampDeclarer interface {
+	Stamps() StampSet
+}
+
+// declaredStamps returns what conn provides.
+func declaredStamps(conn Conn, timestamping bool) StampSet {
+	if d, ok := conn.(StampDeclarer); ok {
+		return d.Stamps()
+	}
+	if !timestamping {
+		return StampSet{}
+	}
+	return StampSet{Tx: []TxStampKind{TxSched, TxSoftware}, Rx: []RxStampKind{RxSoftware}}
+}

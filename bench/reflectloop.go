@@ -18,7 +18,7 @@ type reflectLoop struct {
 	idle      time.Duration
 	c         map[string]uint64
 	missing   map[string]uint64
-	rxStack   *results.Series
+	rx        rxChain
 	residence *results.Series
 	series    []*results.Series
 	tx        *txRing
@@ -30,17 +30,23 @@ type reflectLoop struct {
 
 func newReflectLoop(p SessionParams, idle time.Duration, start time.Time) *reflectLoop {
 	l := &reflectLoop{p: p, idle: idle, c: map[string]uint64{}, missing: map[string]uint64{}, rotated: start}
-	l.rxStack = results.NewSeries("rx.stack_to_user", "reflector", "sw", "device layer → protocol → socket → user (RX)", start)
-	l.residence = results.NewSeries("residence", "reflector", "user", "reflector application: user receive → user send", start)
-	userToSched := results.NewSeries("tx.user_to_sched", "reflector", "sw", "syscall → socket → protocol → device layer (TX)", start)
-	schedToDriver := results.NewSeries("tx.sched_to_driver", "reflector", "sw", "qdisc/device layer → driver (TX)", start)
-	l.series = []*results.Series{l.rxStack, l.residence, userToSched, schedToDriver}
-	l.tx = newTxRing(userToSched, schedToDriver, l.missing)
+	l.residence = results.NewSeries("residence", results.HostReflector, results.SourceUser, "reflector application: user receive → user send", start)
+	l.series = []*results.Series{l.residence}
+	l.useStamps(StampSet{}, start)
 	return l
+}
+
+// useStamps sets up the segment histograms for the stamps the Conn takes.
+func (l *reflectLoop) useStamps(set StampSet, start time.Time) {
+	tx := newTxChain(results.HostReflector, set.Tx, start)
+	l.rx = newRxChain(results.HostReflector, set.Rx, start)
+	l.series = append(append(l.series[:1], l.rx.series...), tx.series...)
+	l.tx = newTxRing(tx, l.missing)
 }
 
 // loop reflects probes until the session is stopped, times out or fails.
 func (l *reflectLoop) loop(conn Conn, s *reflectSession) {
+	l.useStamps(declaredStamps(conn, l.p.Timestamping), time.Now())
 	buf := make([]byte, MaxProbeSize)
 	lastValid := time.Now()
 	errorsInRow := 0
@@ -91,8 +97,8 @@ func (l *reflectLoop) loop(conn Conn, s *reflectSession) {
 		lastValid = now
 		measured := p.Flags&FlagWarmup == 0
 		rxStack := uint32(StampUnknown)
-		if rx.Software > 0 && rx.User >= rx.Software && rx.User-rx.Software < StampUnknown {
-			rxStack = uint32(rx.User - rx.Software)
+		if first := l.rx.first(&rx); first > 0 && rx.User >= first && rx.User-first < StampUnknown {
+			rxStack = uint32(rx.User - first)
 		}
 		residence := uint32(min(time.Now().UnixNano()-rx.User, StampUnknown-1))
 		inBand := MarkReply(b, rxStack, residence)
@@ -109,11 +115,7 @@ func (l *reflectLoop) loop(conn Conn, s *reflectSession) {
 			l.drainTx(conn, onStamp)
 			continue
 		}
-		if rxStack != StampUnknown {
-			l.rxStack.Record(int64(rxStack))
-		} else {
-			l.missing["rx_software"]++
-		}
+		l.rx.record(&rx, l.missing)
 		l.residence.Record(int64(residence))
 		if !inBand {
 			l.stamps = append(l.stamps, ReflectStamp{Seq: p.Seq, RxStack: rxStack, Residence: residence})
@@ -175,8 +177,7 @@ func settleTxStamps(conn Conn, tx *txRing, sends uint64) {
 		if err := conn.TxStamps(tx.stamp); err != nil {
 			return
 		}
-		last := &tx.slots[(sends-1)%txRingSize]
-		if !last.used || (last.sched != 0 && last.sw != 0) {
+		if tx.complete(sends - 1) {
 			return
 		}
 		time.Sleep(time.Millisecond)

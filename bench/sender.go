@@ -267,6 +267,10 @@ func runPhase(ctx context.Context, cl *Client, o RunOptions, path Path, transpor
 	}()
 	err = <-loopErr
 	stopLoop()
+	if sl.tx == nil {
+		// The Conn never opened: no segment histograms, only the round trip's.
+		sl.useStamps(StampSet{})
+	}
 	// Close the session even after a failure, so the reflector's report (and
 	// its reason for ending) reaches the user.
 	rep, cerr := cl.CloseSession()

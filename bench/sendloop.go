@@ -53,9 +53,10 @@ type sendLoop struct {
 
 	rtt        *results.Series
 	rttNoRes   *results.Series
-	rxStack    *results.Series
+	rx         rxChain
 	series     []*results.Series
 	tx         *txRing
+	start      time.Time
 	rotated    int64
 	pendingRTT []uint32 // by seq−warmup: round trips awaiting out-of-band reflector stamps
 	cpu        int
@@ -69,14 +70,19 @@ func newSendLoop(o RunOptions, token uint32, start time.Time) *sendLoop {
 	l.probe = make([]byte, o.Size)
 	MarshalProbe(l.probe, token, 0)
 	l.buf = make([]byte, MaxProbeSize)
-	l.rtt = results.NewSeries("rtt", "sender", "user", "round trip: user send → user receive", start)
-	l.rttNoRes = results.NewSeries("rtt_minus_residence", "sender", "user", "round trip less the reflector's residence: both stacks and the wire", start)
-	l.rxStack = results.NewSeries("rx.stack_to_user", "sender", "sw", "device layer → protocol → socket → user (RX)", start)
-	userToSched := results.NewSeries("tx.user_to_sched", "sender", "sw", "syscall → socket → protocol → device layer (TX)", start)
-	schedToDriver := results.NewSeries("tx.sched_to_driver", "sender", "sw", "qdisc/device layer → driver (TX)", start)
-	l.series = []*results.Series{l.rtt, l.rttNoRes, l.rxStack, userToSched, schedToDriver}
-	l.tx = newTxRing(userToSched, schedToDriver, l.missing)
+	l.start = start
+	l.rtt = results.NewSeries("rtt", results.HostSender, results.SourceUser, "round trip: user send → user receive", start)
+	l.rttNoRes = results.NewSeries("rtt_minus_residence", results.HostSender, results.SourceUser, "round trip less the reflector's residence: both stacks and the wire", start)
+	l.series = []*results.Series{l.rtt, l.rttNoRes}
 	return l
+}
+
+// useStamps sets up the segment histograms for the stamps conn takes.
+func (l *sendLoop) useStamps(set StampSet) {
+	tx := newTxChain(results.HostSender, set.Tx, l.start)
+	l.rx = newRxChain(results.HostSender, set.Rx, l.start)
+	l.series = append(append(l.series, l.rx.series...), tx.series...)
+	l.tx = newTxRing(tx, l.missing)
 }
 
 // runOnThread dials and runs the loop on a locked, optionally pinned thread.
@@ -92,6 +98,7 @@ func (l *sendLoop) runOnThread(path Path, spec DialSpec, cpuID int, stop *atomic
 		return err
 	}
 	defer conn.Close()
+	l.useStamps(declaredStamps(conn, spec.Timestamping))
 	err = l.loop(conn, stop)
 	settleTxStamps(conn, l.tx, l.next)
 	l.tx.flush()
@@ -255,13 +262,7 @@ func (l *sendLoop) reply(b []byte, rx RxStamps) bool {
 	l.c.Received++
 	rtt := rx.User - s.userTx
 	l.rtt.Record(rtt)
-	if rx.Software > 0 && rx.Software <= rx.User {
-		l.rxStack.Record(rx.User - rx.Software)
-	} else if rx.Software == 0 {
-		l.missing["rx_software"]++
-	} else {
-		l.missing["out_of_order"]++
-	}
+	l.rx.record(&rx, l.missing)
 	if p.Flags&FlagReflectStamps != 0 {
 		l.recordNoResidence(rtt, p.ReflectResidence)
 	} else {

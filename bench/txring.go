@@ -1,21 +1,21 @@
 package bench
 
-import "github.com/stackgap/stackgap/results"
-
 // txRingSize is how many recent sends keep their transmit stamps open. The
 // kernel reports TX stamps within microseconds of the send; a slot is final
 // when it is reused txRingSize sends later, or when the phase ends.
 const txRingSize = 8192
 
-// txRing joins the transmit stamps the kernel reports asynchronously with the
+// txKinds bounds the TxStampKind values a slot holds (index 0: the user stamp).
+const txKinds = int(TxCompletion) + 1
+
+// txRing joins the transmit stamps a path reports asynchronously with the
 // user-space stamp of the send they belong to, and records the TX segments.
 type txRing struct {
-	slots         [txRingSize]txSlot
-	userToSched   *results.Series
-	schedToDriver *results.Series
-	// Missing counts sends of measured probes for which a stamp never came,
-	// by kind, plus stamps that arrived after their slot was final ("late")
-	// or out of order with the previous boundary ("out_of_order").
+	slots [txRingSize]txSlot
+	chain txChain
+	// missing counts sends of measured probes for which a declared stamp never
+	// came, by kind, plus stamps that arrived after their slot was final
+	// ("late_<kind>") or out of order with the previous boundary ("out_of_order").
 	missing map[string]uint64
 }
 
@@ -23,14 +23,11 @@ type txSlot struct {
 	idx      uint64
 	used     bool
 	measured bool
-	userTx   int64
-	sched    int64
-	sw       int64
-	hw       int64
+	stamps   [txKinds]int64 // by TxStampKind; [0] is the user stamp
 }
 
-func newTxRing(userToSched, schedToDriver *results.Series, missing map[string]uint64) *txRing {
-	return &txRing{userToSched: userToSched, schedToDriver: schedToDriver, missing: missing}
+func newTxRing(chain txChain, missing map[string]uint64) *txRing {
+	return &txRing{chain: chain, missing: missing}
 }
 
 // sent opens the slot of send idx, finalizing the send it replaces.
@@ -39,24 +36,32 @@ func (t *txRing) sent(idx uint64, userTx int64, measured bool) {
 	if s.used {
 		t.final(s)
 	}
-	*s = txSlot{idx: idx, used: true, measured: measured, userTx: userTx}
+	*s = txSlot{idx: idx, used: true, measured: measured}
+	s.stamps[0] = userTx
 }
 
 // stamp attaches one reported TX stamp to its send.
 func (t *txRing) stamp(idx uint64, kind TxStampKind, ts int64) {
 	s := &t.slots[idx%txRingSize]
-	if !s.used || s.idx != idx {
+	if !s.used || s.idx != idx || int(kind) >= txKinds {
 		t.missing["late_"+kind.String()]++
 		return
 	}
-	switch kind {
-	case TxSched:
-		s.sched = ts
-	case TxSoftware:
-		s.sw = ts
-	case TxHardware:
-		s.hw = ts
+	s.stamps[kind] = ts
+}
+
+// complete reports whether every declared stamp of the newest send arrived.
+func (t *txRing) complete(idx uint64) bool {
+	s := &t.slots[idx%txRingSize]
+	if !s.used || s.idx != idx {
+		return true
 	}
+	for _, k := range t.chain.kinds {
+		if s.stamps[k] == 0 {
+			return false
+		}
+	}
+	return true
 }
 
 func (t *txRing) final(s *txSlot) {
@@ -64,22 +69,22 @@ func (t *txRing) final(s *txSlot) {
 	if !s.measured {
 		return
 	}
-	switch {
-	case s.sched == 0:
-		t.missing[TxSched.String()]++
-	case s.sched < s.userTx:
-		t.missing["out_of_order"]++
-	default:
-		t.userToSched.Record(s.sched - s.userTx)
-	}
-	switch {
-	case s.sw == 0:
-		t.missing[TxSoftware.String()]++
-	case s.sched == 0:
-	case s.sw < s.sched:
-		t.missing["out_of_order"]++
-	default:
-		t.schedToDriver.Record(s.sw - s.sched)
+	prev := int64(0)
+	for i, k := range t.chain.kinds {
+		ts := s.stamps[k]
+		if ts == 0 {
+			t.missing[k.String()]++
+			prev = 0
+			continue
+		}
+		if i > 0 && prev != 0 {
+			if ts < prev {
+				t.missing["out_of_order"]++
+			} else {
+				t.chain.series[i-1].Record(ts - prev)
+			}
+		}
+		prev = ts
 	}
 }
 

@@ -16,7 +16,8 @@ import (
 //	4      4    session token
 //	8      8    sequence number (0-based, per session)
 //	16     2    payload length in bytes, this header included
-//	18     4    reflector RX stack time, ns (RX_SOFTWARE → user receive), 0xffffffff if unknown
+//	18     4    reflector RX stack time, ns: the path's earliest RX stamp (RX_SOFTWARE
+//	            on the kernel path, the XDP hook on AF_XDP) → user receive; 0xffffffff if unknown
 //	22     4    reflector residence time, ns (user receive → user send)
 //	26     …    zero padding up to the payload length
 //

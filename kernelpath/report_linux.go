@@ -35,3 +35,22 @@ func (c *Conn) Notes() []string {
 	}
 	return []string{"busy polling active (socket has a NAPI id)"}
 }
+
+var _ bench.StampDeclarer = (*Conn)(nil)
+
+// Stamps declares the kernel stamps this Conn asked for (bench.StampDeclarer):
+// TX_SCHED and TX_SOFTWARE from the error queue and RX_SOFTWARE with each
+// receive, plus the hardware ones when requested.
+func (c *Conn) Stamps() bench.StampSet {
+	var s bench.StampSet
+	if !c.opts.Timestamping {
+		return s
+	}
+	s.Tx = []bench.TxStampKind{bench.TxSched, bench.TxSoftware}
+	s.Rx = []bench.RxStampKind{bench.RxSoftware}
+	if c.opts.HardwareTimestamps {
+		s.Tx = append(s.Tx, bench.TxHardware)
+		s.Rx = append([]bench.RxStampKind{bench.RxHardware}, s.Rx...)
+	}
+	return s
+}
