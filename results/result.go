@@ -35,6 +35,9 @@ type Result struct {
 	Environment Environment `json:"environment"`
 	// Phases are the measurement phases in the order they ran.
 	Phases []Phase `json:"phases"`
+	// Gaps compare the paths measured in the run (kernel − xdp), per
+	// transport and family (see ComputeGaps). Empty with one path.
+	Gaps []Gap `json:"gaps,omitempty"`
 }
 
 // Environment describes one host of a run.

@@ -28,6 +28,28 @@ func PrintTable(w io.Writer, r *Result) {
 		p.linef("")
 		p.phase(&ph)
 	}
+	if len(r.Gaps) > 0 {
+		p.linef("")
+		p.gaps(r.Gaps)
+	}
+}
+
+// gaps prints the path comparison: base − other per percentile, in µs.
+func (p *printer) gaps(gaps []Gap) {
+	p.linef("gap %s − %s per percentile (merged over rounds), values in µs", gaps[0].BasePath, gaps[0].OtherPath)
+	p.linef("%-14s %-26s %-6s %9s %9s %9s %9s %9s %9s", "flow", "series", "path", "p50", "p90", "p99", "p99.9", "p99.99", "max")
+	us := func(ns int64) string { return fmt.Sprintf("%.2f", float64(ns)/1000) }
+	for _, g := range gaps {
+		flow := g.Transport + " " + g.Family
+		for _, row := range []struct {
+			label string
+			v     Percentiles
+		}{{g.BasePath, g.Base}, {g.OtherPath, g.Other}, {"gap", g.Diff}} {
+			v := row.v
+			p.linef("%-14s %-26s %-6s %9s %9s %9s %9s %9s %9s", flow, g.Series, row.label,
+				us(v.P50), us(v.P90), us(v.P99), us(v.P999), us(v.P9999), us(v.Max))
+		}
+	}
 }
 
 type printer struct{ w io.Writer }

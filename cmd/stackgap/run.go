@@ -126,6 +126,11 @@ func runCmd(args []string) error {
 		return runErr
 	}
 	res, series := buildResult(o, rd, started, dir)
+	gaps, err := results.ComputeGaps(res, series, "kernel")
+	if err != nil {
+		return errors.Join(runErr, err)
+	}
+	res.Gaps = gaps
 	if err := results.WriteRun(dir, res, series); err != nil {
 		return errors.Join(runErr, err)
 	}
