@@ -1,0 +1,312 @@
+package xdp
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/stackgap/stackgap/bench"
+	"github.com/stackgap/stackgap/xdp/frame"
+)
+
+var (
+	_ bench.Conn     = (*udpConn)(nil)
+	_ bench.Reporter = (*udpConn)(nil)
+)
+
+var errConnClosed = errors.New("use of a closed af_xdp conn")
+
+// wallNanos reads CLOCK_REALTIME, the engine's clock (a vDSO read).
+func wallNanos() int64 { return time.Now().UnixNano() }
+
+// udpConn is one UDP probe channel over an AF_XDP session (bench.Conn). A
+// sender's Conn sends to the reflector it dialled and accepts only its
+// replies; a reflector's Conn replies to the source (MAC, IP, port) of the
+// last probe it received, like the kernel path's unconnected UDP socket.
+// It is not safe for concurrent use: one goroutine, locked to its OS
+// thread, drives it. Nothing on the probe path allocates.
+type udpConn struct {
+	s         *session
+	reflector bool
+	hdr       frame.Header // source and destination of the next frame sent
+	srcMAC    [6]byte
+	peerMAC   [6]byte
+	havePeer  bool
+	remote    netip.AddrPort // sender: the reflector's probe endpoint
+}
+
+// LocalAddr is the session's local address and port.
+func (c *udpConn) LocalAddr() netip.AddrPort { return c.s.local }
+
+// RemoteAddr is the peer: the dialled reflector, or for a reflector the
+// source of the last probe (invalid before the first).
+func (c *udpConn) RemoteAddr() netip.AddrPort {
+	if !c.havePeer {
+		return netip.AddrPort{}
+	}
+	return netip.AddrPortFrom(c.hdr.Dst, c.hdr.DstPort)
+}
+
+// Counters implements bench.Reporter.
+func (c *udpConn) Counters() map[string]uint64 { return c.s.Counters() }
+
+// Notes implements bench.Reporter.
+func (c *udpConn) Notes() []string { return c.s.Notes() }
+
+// Close ends the session. Idempotent.
+func (c *udpConn) Close() error { return c.s.close() }
+
+// Send builds one Ethernet/IP/UDP frame around probe in a free UMEM frame
+// and puts it on the TX ring with a TX timestamp request, kicking the
+// kernel. It returns CLOCK_REALTIME read after the frame was built, right
+// before the TX ring write and kick. A reflector's Conn sends to the source
+// of the last probe received and fails before the first.
+//
+// IPv4 frames carry DF and TTL 64 like the kernel path's, and an IP ID that
+// counts up from a random seed, as Linux's do.
+func (c *udpConn) Send(probe []byte) (int64, error) {
+	s := c.s
+	switch {
+	case s.closed:
+		return 0, errConnClosed
+	case len(probe) == 0:
+		return 0, errors.New("send: empty probe")
+	case !c.havePeer:
+		return 0, errors.New("send: no peer yet (no probe received in this session)")
+	}
+	if packet := len(probe) + udpHeaderBytes(c.hdr.Src); packet > s.mtu {
+		return 0, fmt.Errorf("send: %d-byte probe makes a %d-byte IP packet, above the MTU %d of %s", len(probe), packet, s.mtu, s.ifname)
+	}
+	addr, err := s.allocFrame()
+	if err != nil {
+		return 0, err
+	}
+	n, err := frame.BuildUDP(s.sock.Frame(addr, int(s.info.FrameCapacity)), &c.hdr, probe)
+	if err != nil {
+		s.counters.TxErrors++
+		return 0, errors.Join(fmt.Errorf("send: %w", err), s.sock.FreeFrame(addr))
+	}
+	return s.transmit(addr, n)
+}
+
+// Recv waits by the session's wait strategy (poll: need_wakeup and
+// ppoll(2); spin: re-reading the RX ring) for a probe of the session, copies
+// its UDP payload into buf and returns it with its stamps:
+//
+//   - User: CLOCK_REALTIME right after the frame was taken off the RX ring;
+//   - XDPHook: the steering program's CLOCK_TAI stamp, converted to CLOCK_REALTIME;
+//   - Hardware: the NIC's RX stamp when the device-bound program got one, in
+//     raw PHC nanoseconds (not converted to the host clock yet).
+//
+// Frames that do not parse, or are not UDP to the session's address and
+// port (for a sender: not from the dialled reflector), are counted and
+// dropped. The UDP checksum is checked but not enforced: a kernel sender on
+// the same host (veth) leaves a partial checksum for an offload that never
+// runs; mismatches are counted. It returns bench.ErrTimeout once deadline
+// has passed (a zero deadline waits forever).
+func (c *udpConn) Recv(buf []byte, deadline time.Time) (int, bench.RxStamps, error) {
+	s := c.s
+	if s.closed {
+		return 0, bench.RxStamps{}, errConnClosed
+	}
+	var dl int64
+	if !deadline.IsZero() {
+		dl = deadline.UnixNano()
+	}
+	for {
+		got, err := s.sock.Receive(s.rxDescs[:])
+		if err != nil {
+			return 0, bench.RxStamps{}, fmt.Errorf("receive: %w", err)
+		}
+		if got == 0 {
+			timeout := time.Duration(-1)
+			if dl != 0 {
+				if timeout = time.Duration(dl - wallNanos()); timeout <= 0 {
+					return 0, bench.RxStamps{}, bench.ErrTimeout
+				}
+			}
+			if _, err := s.sock.WaitReceive(s.wait, timeout); err != nil {
+				return 0, bench.RxStamps{}, fmt.Errorf("receive: %w", err)
+			}
+			continue
+		}
+		now := wallNanos()
+		n, rx, ok, err := c.take(s.rxDescs[0], buf, now)
+		if ok || err != nil {
+			return n, rx, err
+		}
+		if dl != 0 && wallNanos() >= dl {
+			return 0, bench.RxStamps{}, bench.ErrTimeout
+		}
+	}
+}
+
+// take handles one received frame: ok is false when it was not a probe of
+// this session. The frame goes back to the FILL ring in every case.
+func (c *udpConn) take(d Desc, buf []byte, now int64) (n int, rx bench.RxStamps, ok bool, err error) {
+	s := c.s
+	s.counters.RxFrames++
+	defer func() {
+		if rerr := s.recycle(d.Addr); rerr != nil && err == nil {
+			err = rerr
+		}
+	}()
+	meta := s.sock.MetadataBefore(d.Addr, SteerMetaSize)
+	m, metaOK := ParseSteerMeta(meta)
+	ClearSteerMeta(meta)
+	data := s.sock.Frame(d.Addr, int(d.Len))
+	pkt, perr := frame.Parse(data)
+	if perr == frame.ErrChecksum {
+		if pkt, perr = frame.ParseUnverified(data); perr == nil {
+			s.counters.RxBadChecksum++
+		}
+	}
+	if perr != nil {
+		s.counters.RxBadFrames++
+		return 0, rx, false, nil
+	}
+	if pkt.Protocol != frame.ProtocolUDP || pkt.Dst != s.local.Addr() || pkt.DstPort != s.local.Port() ||
+		(!c.reflector && (pkt.Src != c.remote.Addr() || pkt.SrcPort != c.remote.Port())) {
+		s.counters.RxForeignFrames++
+		return 0, rx, false, nil
+	}
+	if len(pkt.Payload) > len(buf) {
+		s.counters.RxTooLong++
+		return 0, rx, true, fmt.Errorf("receive: %d-byte probe longer than the %d-byte buffer", len(pkt.Payload), len(buf))
+	}
+	n = copy(buf, pkt.Payload)
+	if c.reflector {
+		copy(c.peerMAC[:], pkt.SrcMAC)
+		c.hdr.Dst, c.hdr.DstPort = pkt.Src, pkt.SrcPort
+		c.havePeer = true
+	}
+	rx.User = now
+	if metaOK {
+		rx.XDPHook = TAIToRealtime(m.XDPTAI, s.taiOffset)
+		if m.Hardware != 0 {
+			rx.Hardware = int64(m.Hardware)
+			s.counters.RxHardwareStamps++
+		} else if m.HardwareErr != 0 {
+			s.hwErr = m.HardwareErr
+		}
+	} else {
+		s.counters.RxMissingMeta++
+	}
+	s.counters.RxProbes++
+	return n, rx, true, nil
+}
+
+// TxStamps reports the TX completion stamp of every frame the kernel
+// returned since the last call, by Send index, and frees the frames. In copy
+// mode the stamp is the kernel's software completion stamp (CLOCK_TAI,
+// converted to CLOCK_REALTIME; not a wire time), reported as
+// bench.TxCompletion; in zero-copy mode it is the driver's hardware stamp in
+// raw PHC nanoseconds, reported as bench.TxHardware.
+func (c *udpConn) TxStamps(report func(index uint64, kind bench.TxStampKind, ts int64)) error {
+	s := c.s
+	if s.closed {
+		return errConnClosed
+	}
+	err := s.reap()
+	for _, p := range s.pending {
+		report(p.index, s.txKind, p.ts)
+	}
+	s.pending = s.pending[:0]
+	return err
+}
+
+// allocFrame takes a free UMEM frame, draining the completion ring first
+// when none is free.
+func (s *session) allocFrame() (uint64, error) {
+	if addr, ok := s.sock.AllocFrame(); ok {
+		return addr, nil
+	}
+	if err := s.reap(); err != nil {
+		return 0, fmt.Errorf("send: %w", err)
+	}
+	if addr, ok := s.sock.AllocFrame(); ok {
+		return addr, nil
+	}
+	s.counters.TxNoFrame++
+	return 0, fmt.Errorf("send: no free UMEM frame (%d frames, all in the FILL ring or in flight)", s.info.NumFrames)
+}
+
+// transmit puts the frame at addr (n bytes) on the TX ring and remembers
+// which Send it belongs to.
+func (s *session) transmit(addr uint64, n int) (int64, error) {
+	i := addr / s.frameSize
+	s.sendOf[i] = s.sends
+	s.txDescs[0] = Desc{Addr: addr, Len: uint32(n)}
+	userTx := wallNanos()
+	queued, err := s.sock.Transmit(s.txDescs[:], s.txStamp)
+	switch {
+	case queued == 0:
+		s.sendOf[i] = noSendIndex
+		s.counters.TxErrors++
+		return 0, errors.Join(fmt.Errorf("send: %w", err), s.sock.FreeFrame(addr))
+	case err != nil:
+		// Queued but the kick failed: the frame may still leave later,
+		// but it belongs to no successful Send.
+		s.sendOf[i] = noSendIndex
+		s.counters.TxErrors++
+		return 0, fmt.Errorf("send: %w", err)
+	}
+	s.sends++
+	s.counters.TxFrames++
+	return userTx, nil
+}
+
+// reap drains the completion ring: it keeps each frame's stamp for
+// TxStamps and frees the frame.
+func (s *session) reap() error {
+	for {
+		got, err := s.sock.Complete(s.comps[:])
+		for _, comp := range s.comps[:got] {
+			s.counters.TxCompletions++
+			i := comp.Addr / s.frameSize
+			index := noSendIndex
+			if i < uint64(len(s.sendOf)) {
+				index, s.sendOf[i] = s.sendOf[i], noSendIndex
+			}
+			// The TX metadata area is where the steering metadata of a
+			// later reception goes: never leave a stale magic there.
+			ClearSteerMeta(s.sock.MetadataBefore(comp.Addr, SteerMetaSize))
+			if ferr := s.sock.FreeFrame(comp.Addr); ferr != nil && err == nil {
+				err = ferr
+			}
+			switch {
+			case index == noSendIndex:
+				s.counters.TxUnmatched++
+			case comp.Timestamp == 0:
+				s.counters.TxMissingStamps++
+			case len(s.pending) == cap(s.pending):
+				s.counters.TxStampsDropped++
+			default:
+				ts := int64(comp.Timestamp)
+				if s.txKind == bench.TxCompletion {
+					ts = TAIToRealtime(ts, s.taiOffset)
+				}
+				s.pending = append(s.pending, pendingStamp{index: index, ts: ts})
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("drain completions: %w", err)
+		}
+		if got < len(s.comps) {
+			return nil
+		}
+	}
+}
+
+// recycle clears a received frame's metadata and gives it back to the FILL
+// ring.
+func (s *session) recycle(addr uint64) error {
+	if err := s.sock.FreeFrame(addr); err != nil {
+		return fmt.Errorf("receive: %w", err)
+	}
+	if _, err := s.sock.Refill(1); err != nil {
+		return fmt.Errorf("receive: %w", err)
+	}
+	return nil
+}
