@@ -96,3 +96,88 @@ func (cl *Client) CloseSession() (*ReflectorReport, error) {
 
 // Close closes the control connection; the reflector ends any open session.
 func (cl *Client) Close() error { return cl.nc.Close() }
+
+// watch watches the control connection while a phase runs, when the
+// reflector has nothing to say: if it closes the connection (it died) or
+// speaks unasked (it ended the session with an error), onEnd is called so the
+// phase stops at once instead of probing a dead peer. The returned function
+// stops watching; it returns an error when the connection is gone, and nil
+// when it is usable (an unasked message is then read by CloseSession).
+func (cl *Client) watch(onEnd func()) (stop func() error) {
+	cl.nc.SetReadDeadline(time.Time{})
+	result := make(chan error, 1)
+	go func() {
+		_, err := cl.c.r.Peek(1)
+		if !isTimeout(err) {
+			onEnd()
+		}
+		result <- err
+	}()
+	return func() error {
+		cl.nc.SetReadDeadline(time.Now()) // unblocks Peek
+		err := <-result
+		cl.nc.SetReadDeadline(time.Time{})
+		if err == nil || isTimeout(err) {
+			return nil
+		}
+		return fmt.Errorf("reflector closed the control connection during the phase: %w", unwrapOpError(err))
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// sessionControl opens and closes the sessions of a run: over the control
+// channel of a stackgap reflector, or trivially for an echo peer.
+type sessionControl interface {
+	Open(p SessionParams) (port uint16, env *results.Environment, err error)
+	CloseSession() (*ReflectorReport, error)
+	watch(onEnd func()) (stop func() error)
+}
+
+var (
+	_ sessionControl = (*Client)(nil)
+	_ sessionControl = (*echoControl)(nil)
+)
+
+// echoControl is the sessionControl of an echo peer: every session goes to
+// the peer's one port and ends with an empty report.
+type echoControl struct {
+	port  uint16
+	local netip.Addr
+}
+
+func newEchoControl(o RunOptions) (*echoControl, error) {
+	local := o.Local
+	if !local.IsValid() {
+		// The kernel's choice of source address for the peer.
+		c, err := net.Dial("udp", o.Peer.String())
+		if err != nil {
+			return nil, fmt.Errorf("route to echo peer %v: %w", o.Peer, unwrapOpError(err))
+		}
+		local = addrPortOfUDP(c.LocalAddr()).Addr()
+		c.Close()
+	}
+	return &echoControl{port: o.Peer.Port(), local: local}, nil
+}
+
+func addrPortOfUDP(a net.Addr) netip.AddrPort {
+	if ua, ok := a.(*net.UDPAddr); ok {
+		ap := ua.AddrPort()
+		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	}
+	return netip.AddrPort{}
+}
+
+func (e *echoControl) Open(SessionParams) (uint16, *results.Environment, error) {
+	return e.port, nil, nil
+}
+
+func (e *echoControl) CloseSession() (*ReflectorReport, error) {
+	return &ReflectorReport{Counters: map[string]uint64{}, CPU: -1,
+		Notes: []string{"echo peer: no reflector stamps, residence or counters"}}, nil
+}
+
+func (e *echoControl) watch(func()) func() error { return func() error { return nil } }

@@ -116,6 +116,8 @@ type SessionParams struct {
 	CPU          int           `json:"cpu"`
 	BusyPoll     time.Duration `json:"busy_poll_ns,omitempty"`
 	Timestamping bool          `json:"timestamping"`
+	// XDPPass runs a path that does not use XDP behind an XDP_PASS program.
+	XDPPass bool `json:"xdp_pass,omitempty"`
 }
 
 // ReflectorReport is what the reflector returns when a session closes.

@@ -114,6 +114,9 @@ type ConnSpec struct {
 	Timestamping bool
 	// Size is the probe payload size of the session.
 	Size int
+	// XDPPass asks a path that does not use XDP to run behind an XDP program
+	// that passes every packet, to measure what XDP alone costs (optional).
+	XDPPass bool
 }
 
 // DialSpec is the sender's end of a session.

@@ -254,7 +254,7 @@ func (r *Reflector) open(p SessionParams, local netip.Addr) (*reflectSession, er
 	r.live[p.Token] = s
 	r.mu.Unlock()
 	ln, err := path.Listen(ListenSpec{
-		ConnSpec: ConnSpec{Transport: p.Transport, Wait: p.Wait, BusyPoll: p.BusyPoll, Timestamping: p.Timestamping, Size: p.Size},
+		ConnSpec: ConnSpec{Transport: p.Transport, Wait: p.Wait, BusyPoll: p.BusyPoll, Timestamping: p.Timestamping, Size: p.Size, XDPPass: p.XDPPass},
 		Local:    netip.AddrPortFrom(local, 0),
 	})
 	if err != nil {

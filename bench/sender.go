@@ -59,6 +59,14 @@ type RunOptions struct {
 	Secret []byte
 	// NoTimestamps turns off kernel timestamping, to measure what it costs.
 	NoTimestamps bool
+	// KernelWithXDPPass measures paths that do not use XDP (the kernel path)
+	// behind an XDP program that passes every packet, on both hosts.
+	KernelWithXDPPass bool
+	// Echo sends to a plain UDP echo endpoint at Peer (one that returns each
+	// datagram with addresses and ports swapped, such as dpdk-testpmd in
+	// 5tswap mode) instead of a stackgap reflector: no control channel, no
+	// reflector stamps, and replies need not carry the reply flag.
+	Echo bool
 	// ConnectTimeout bounds connecting to the reflector (default 5 s).
 	ConnectTimeout time.Duration
 	// Build names the software build in the hello message (optional).
@@ -146,6 +154,12 @@ func (o *RunOptions) Validate(paths map[string]Path) error {
 		if t != "udp" && t != "tcp" {
 			return fmt.Errorf("unknown transport %q (udp or tcp)", t)
 		}
+		if o.Echo && t != "udp" {
+			return fmt.Errorf("an echo peer takes udp only, not %q", t)
+		}
+	}
+	if o.Echo && o.Secret != nil {
+		return errors.New("an echo peer has no control channel to authenticate")
 	}
 	return nil
 }
@@ -179,22 +193,35 @@ func Run(ctx context.Context, o RunOptions, paths map[string]Path, progress func
 	if progress == nil {
 		progress = func(string) {}
 	}
-	cl, err := Dial(ctx, o.Peer, ClientOptions{Local: o.Local, Secret: o.Secret, Timeout: o.ConnectTimeout, Build: o.Build})
-	if err != nil {
-		return nil, err
+	var ctl sessionControl
+	var local netip.Addr
+	if o.Echo {
+		e, err := newEchoControl(o)
+		if err != nil {
+			return nil, err
+		}
+		ctl, local = e, e.local
+	} else {
+		cl, err := Dial(ctx, o.Peer, ClientOptions{Local: o.Local, Secret: o.Secret, Timeout: o.ConnectTimeout, Build: o.Build})
+		if err != nil {
+			return nil, err
+		}
+		defer cl.Close()
+		ctl, local = cl, cl.LocalAddr()
 	}
-	defer cl.Close()
-	rd := &RunData{Local: cl.LocalAddr()}
+	rd := &RunData{Local: local}
 	family := "ipv4"
 	if !o.Peer.Addr().Unmap().Is4() {
 		family = "ipv6"
 	}
 	index := 0
+	// Paths alternate innermost (kernel, xdp, kernel, xdp …) so slow drift of
+	// the machine affects every path alike.
 	for round := 0; round < o.Rounds; round++ {
-		for _, pathName := range o.Paths {
-			for _, transport := range o.Transports {
+		for _, transport := range o.Transports {
+			for _, pathName := range o.Paths {
 				progress(fmt.Sprintf("phase %d: %s %s %s", index, pathName, transport, family))
-				pd, env, err := runPhase(ctx, cl, o, paths[pathName], transport, index, rd.Local)
+				pd, env, err := runPhase(ctx, ctl, o, paths[pathName], transport, index, rd.Local)
 				if env != nil {
 					rd.Reflector = env
 				}
@@ -233,7 +260,7 @@ func newToken() (uint32, error) {
 }
 
 // runPhase opens one session, runs the probe loop and closes the session.
-func runPhase(ctx context.Context, cl *Client, o RunOptions, path Path, transport string, index int, local netip.Addr) (*PhaseData, *results.Environment, error) {
+func runPhase(ctx context.Context, cl sessionControl, o RunOptions, path Path, transport string, index int, local netip.Addr) (*PhaseData, *results.Environment, error) {
 	token, err := newToken()
 	if err != nil {
 		return nil, nil, err
@@ -247,29 +274,43 @@ func runPhase(ctx context.Context, cl *Client, o RunOptions, path Path, transpor
 	params := SessionParams{
 		Path: path.Name(), Transport: transport, Size: o.Size, Duration: duration + o.Timeout,
 		Token: token, Wait: o.Wait, CPU: o.ReflectorCPU, BusyPoll: o.BusyPoll, Timestamping: !o.NoTimestamps,
+		XDPPass: o.KernelWithXDPPass,
 	}
 	port, env, err := cl.Open(params)
 	if err != nil {
 		return nil, nil, err
 	}
 	spec := DialSpec{
-		ConnSpec: ConnSpec{Transport: transport, Wait: o.Wait, BusyPoll: o.BusyPoll, Timestamping: !o.NoTimestamps, Size: o.Size},
-		Local:    local,
-		Remote:   netip.AddrPortFrom(o.Peer.Addr().Unmap(), port),
+		ConnSpec: ConnSpec{Transport: transport, Wait: o.Wait, BusyPoll: o.BusyPoll, Timestamping: !o.NoTimestamps, Size: o.Size,
+			XDPPass: o.KernelWithXDPPass},
+		Local:  local,
+		Remote: netip.AddrPortFrom(o.Peer.Addr().Unmap(), port),
 	}
 	started := time.Now()
 	sl := newSendLoop(o, token, started)
+	sl.echo = o.Echo
 	loopErr := make(chan error, 1)
-	var stop atomic.Bool
+	var stop, reflectorEnded atomic.Bool
 	stopLoop := context.AfterFunc(ctx, func() { stop.Store(true) })
+	stopWatch := cl.watch(func() {
+		reflectorEnded.Store(true)
+		stop.Store(true)
+	})
 	go func() {
 		loopErr <- sl.runOnThread(path, spec, o.CPU, &stop)
 	}()
 	err = <-loopErr
 	stopLoop()
+	lostErr := stopWatch()
 	if sl.tx == nil {
 		// The Conn never opened: no segment histograms, only the round trip's.
 		sl.useStamps(StampSet{})
+	}
+	if lostErr != nil {
+		// No report can come: keep what the sender measured.
+		pd := sl.result(index, path.Name(), transport, started, &ReflectorReport{CPU: -1})
+		pd.Phase.Notes = append(pd.Phase.Notes, "phase cut short: "+lostErr.Error())
+		return pd, env, errors.Join(err, lostErr)
 	}
 	// Close the session even after a failure, so the reflector's report (and
 	// its reason for ending) reaches the user.
@@ -278,7 +319,10 @@ func runPhase(ctx context.Context, cl *Client, o RunOptions, path Path, transpor
 		return nil, env, errors.Join(err, cerr)
 	}
 	pd := sl.result(index, path.Name(), transport, started, rep)
-	if stop.Load() {
+	switch {
+	case reflectorEnded.Load():
+		pd.Phase.Notes = append(pd.Phase.Notes, "phase cut short: the reflector ended the session")
+	case stop.Load():
 		pd.Phase.Notes = append(pd.Phase.Notes, "interrupted: the phase was stopped early")
 	}
 	return pd, env, err

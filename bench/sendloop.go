@@ -61,6 +61,8 @@ type sendLoop struct {
 	pendingRTT []uint32 // by seq−warmup: round trips awaiting out-of-band reflector stamps
 	cpu        int
 	notes      []string
+	// echo accepts replies without the reply flag (a plain echo peer).
+	echo bool
 }
 
 func newSendLoop(o RunOptions, token uint32, start time.Time) *sendLoop {
@@ -226,7 +228,7 @@ func (l *sendLoop) reply(b []byte, rx RxStamps) bool {
 	case err != nil:
 		l.extra["malformed_replies"]++
 		return false
-	case p.Token != l.token || p.Flags&FlagReply == 0:
+	case p.Token != l.token || (p.Flags&FlagReply == 0 && !l.echo):
 		l.extra["foreign_replies"]++
 		return false
 	case len(b) != l.o.Size:

@@ -50,3 +50,6 @@ func (c *Conn) TxStamps(report func(index uint64, kind bench.TxStampKind, ts int
 	return errUnsupported("tx stamps")
 }
 func (c *Conn) Close() error { return nil }
+
+// EnableRxStamping is not supported outside Linux.
+func EnableRxStamping() error { return errUnsupported("enable RX timestamping") }

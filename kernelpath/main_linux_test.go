@@ -10,6 +10,11 @@ import (
 
 // TestMain fails the run when tests leave sockets open.
 func TestMain(m *testing.M) {
+	// The socket that keeps RX stamping on lives as long as the process.
+	if err := EnableRxStamping(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
 	before := openSockets()
 	code := m.Run()
 	if after := openSockets(); code == 0 && after > before {

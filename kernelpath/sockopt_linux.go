@@ -177,6 +177,9 @@ func enableTimestamping(fd int, o Options) error {
 	if flags == 0 {
 		return nil
 	}
+	if err := EnableRxStamping(); err != nil {
+		return err
+	}
 	// The key counter restarts only when OPT_ID goes from off to on.
 	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TIMESTAMPING, 0); err != nil {
 		return fmt.Errorf("reset timestamping: %w", os.NewSyscallError("setsockopt SO_TIMESTAMPING", err))
