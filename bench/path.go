@@ -206,3 +206,12 @@ func declaredStamps(conn Conn, timestamping bool) StampSet {
 	}
 	return StampSet{Tx: []TxStampKind{TxSched, TxSoftware}, Rx: []RxStampKind{RxSoftware}}
 }
+
+// SelectiveStamper is implemented by Conns that can take transmit stamps for
+// chosen sends only. Taking a stamp costs the sending thread work (the kernel
+// clones the packet onto the error queue, the Conn reads it back), so the
+// engine stamps only some probes and measures the round trip of the others
+// untouched. Send is SendStamped with stamp set.
+type SelectiveStamper interface {
+	SendStamped(probe []byte, stamp bool) (userTx int64, err error)
+}

@@ -47,6 +47,7 @@ func (l *reflectLoop) useStamps(set StampSet, start time.Time) {
 // loop reflects probes until the session is stopped, times out or fails.
 func (l *reflectLoop) loop(conn Conn, s *reflectSession) {
 	l.useStamps(declaredStamps(conn, l.p.Timestamping), time.Now())
+	stamper, _ := conn.(SelectiveStamper)
 	buf := make([]byte, MaxProbeSize)
 	lastValid := time.Now()
 	errorsInRow := 0
@@ -102,13 +103,19 @@ func (l *reflectLoop) loop(conn Conn, s *reflectSession) {
 		}
 		residence := uint32(min(time.Now().UnixNano()-rx.User, StampUnknown-1))
 		inBand := MarkReply(b, rxStack, residence)
-		userTx, err := conn.Send(b)
+		stamped := p.Flags&FlagStamped != 0
+		var userTx int64
+		if stamper != nil {
+			userTx, err = stamper.SendStamped(b, stamped)
+		} else {
+			userTx, err = conn.Send(b)
+		}
 		if err != nil {
 			l.c["send_errors"]++
 			continue
 		}
 		l.c["reflected"]++
-		l.tx.sent(l.sends, userTx, measured)
+		l.tx.sent(l.sends, userTx, measured && stamped)
 		l.sends++
 		if !measured {
 			l.c["warmup"]++

@@ -318,6 +318,7 @@ func (s *reflectSession) run() *ReflectorReport {
 		restore, _ = cpu.Pin(-1)
 	}
 	defer restore()
+	defer cpu.ReserveP()()
 	rep.CPU = cpu.Current()
 
 	conn, err := s.acceptConn()

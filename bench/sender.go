@@ -59,6 +59,12 @@ type RunOptions struct {
 	Secret []byte
 	// NoTimestamps turns off kernel timestamping, to measure what it costs.
 	NoTimestamps bool
+	// StampEvery takes transmit stamps on both hosts for every Nth probe
+	// only (default 2; 1: every probe). The round trip ("rtt") is measured on
+	// the other probes, untouched by stamping; stamped probes have their own
+	// round-trip histogram ("rtt.stamped"), so the difference is the cost of
+	// observing.
+	StampEvery int
 	// KernelWithXDPPass measures paths that do not use XDP (the kernel path)
 	// behind an XDP program that passes every packet, on both hosts.
 	KernelWithXDPPass bool
@@ -102,6 +108,9 @@ func (o *RunOptions) Defaults() {
 	if o.Timeout == 0 {
 		o.Timeout = time.Second
 	}
+	if o.StampEvery == 0 {
+		o.StampEvery = 2
+	}
 	if o.Warmup == 0 && !o.NoWarmup {
 		o.Warmup = 1000
 	}
@@ -134,6 +143,8 @@ func (o *RunOptions) Validate(paths map[string]Path) error {
 		return fmt.Errorf("invalid timeout %v: must be positive", o.Timeout)
 	case o.Timeout > time.Minute:
 		return fmt.Errorf("invalid timeout %v: at most 1m", o.Timeout)
+	case o.StampEvery < 1:
+		return fmt.Errorf("invalid stamp-every %d: must be at least 1", o.StampEvery)
 	case o.BusyPoll < 0:
 		return fmt.Errorf("invalid busy-poll %v: must not be negative", o.BusyPoll)
 	case o.ConnectTimeout <= 0:

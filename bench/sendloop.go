@@ -63,6 +63,11 @@ type sendLoop struct {
 	notes      []string
 	// echo accepts replies without the reply flag (a plain echo peer).
 	echo bool
+	// stamper is the Conn when it can stamp selected sends only.
+	stamper SelectiveStamper
+	// rttStamped is the round trip of stamped probes (nil when every probe
+	// is stamped, or none is: then "rtt" holds them all).
+	rttStamped *results.Series
 }
 
 func newSendLoop(o RunOptions, token uint32, start time.Time) *sendLoop {
@@ -76,6 +81,11 @@ func newSendLoop(o RunOptions, token uint32, start time.Time) *sendLoop {
 	l.rtt = results.NewSeries("rtt", results.HostSender, results.SourceUser, "round trip: user send → user receive", start)
 	l.rttNoRes = results.NewSeries("rtt_minus_residence", results.HostSender, results.SourceUser, "round trip less the reflector's residence: both stacks and the wire", start)
 	l.series = []*results.Series{l.rtt, l.rttNoRes}
+	if !o.NoTimestamps && o.StampEvery > 1 {
+		l.rttStamped = results.NewSeries("rtt.stamped", results.HostSender, results.SourceUser,
+			fmt.Sprintf("round trip of the stamped probes (1 in %d): rtt plus the cost of taking TX stamps on both hosts", o.StampEvery), start)
+		l.series = append(l.series, l.rttStamped)
+	}
 	return l
 }
 
@@ -94,6 +104,7 @@ func (l *sendLoop) runOnThread(path Path, spec DialSpec, cpuID int, stop *atomic
 		return err
 	}
 	defer restore()
+	defer cpu.ReserveP()()
 	l.cpu = cpu.Current()
 	conn, err := path.Dial(spec)
 	if err != nil {
@@ -101,6 +112,7 @@ func (l *sendLoop) runOnThread(path Path, spec DialSpec, cpuID int, stop *atomic
 	}
 	defer conn.Close()
 	l.useStamps(declaredStamps(conn, spec.Timestamping))
+	l.stamper, _ = conn.(SelectiveStamper)
 	err = l.loop(conn, stop)
 	settleTxStamps(conn, l.tx, l.next)
 	l.tx.flush()
@@ -130,8 +142,16 @@ func (l *sendLoop) isMeasured(seq uint64) bool { return seq >= l.warmupEnd }
 func (l *sendLoop) send(conn Conn, seq uint64) error {
 	SetProbeSeq(l.probe, seq)
 	measured := l.isMeasured(seq)
+	stamped := l.isStamped(seq)
 	SetProbeWarmup(l.probe, !measured)
-	userTx, err := conn.Send(l.probe)
+	SetProbeStamped(l.probe, stamped)
+	var userTx int64
+	var err error
+	if l.stamper != nil {
+		userTx, err = l.stamper.SendStamped(l.probe, stamped)
+	} else {
+		userTx, err = conn.Send(l.probe)
+	}
 	if err != nil {
 		return fmt.Errorf("send probe %d: %w", seq, err)
 	}
@@ -150,8 +170,14 @@ func (l *sendLoop) send(conn Conn, seq uint64) error {
 	} else {
 		l.c.WarmupSent++
 	}
-	l.tx.sent(seq, userTx, measured)
+	l.tx.sent(seq, userTx, measured && stamped)
 	return nil
+}
+
+// isStamped says whether probe seq belongs to the stamped class: both hosts
+// take transmit stamps for it, and its round trip goes to "rtt.stamped".
+func (l *sendLoop) isStamped(seq uint64) bool {
+	return !l.o.NoTimestamps && seq%uint64(l.o.StampEvery) == 0
 }
 
 // fill sends probes until the window is full or sending has ended.
@@ -200,13 +226,10 @@ func (l *sendLoop) loop(conn Conn, stop *atomic.Bool) error {
 		n, rx, err := conn.Recv(l.buf, time.Unix(0, deadline))
 		switch {
 		case err == nil:
-			answered := l.reply(l.buf[:n], rx)
-			if answered && !sendingDone {
-				// Keep the window full before any bookkeeping.
-				if sendingDone, err = l.fill(conn); err != nil {
-					return err
-				}
-			}
+			// Bookkeeping and the TX stamps of earlier probes come before
+			// the next send: work done then delays the next probe but is
+			// inside no probe's round trip (with one probe in flight).
+			l.reply(l.buf[:n], rx)
 		case errors.Is(err, ErrTimeout):
 		default:
 			return fmt.Errorf("receive: %w", err)
@@ -263,8 +286,12 @@ func (l *sendLoop) reply(b []byte, rx RxStamps) bool {
 	}
 	l.c.Received++
 	rtt := rx.User - s.userTx
-	l.rtt.Record(rtt)
 	l.rx.record(&rx, l.missing)
+	if l.rttStamped != nil && l.isStamped(p.Seq) {
+		l.rttStamped.Record(rtt)
+		return true
+	}
+	l.rtt.Record(rtt)
 	if p.Flags&FlagReflectStamps != 0 {
 		l.recordNoResidence(rtt, p.ReflectResidence)
 	} else {

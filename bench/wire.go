@@ -12,7 +12,8 @@ import (
 //	0      2    magic 0x5347 ("SG")
 //	2      1    version (1)
 //	3      1    flags: bit 0 reply (set by the reflector), bit 1 reflector stamps
-//	            present, bit 2 warm-up (set by the sender: not part of the histograms)
+//	            present, bit 2 warm-up (set by the sender: not part of the histograms),
+//	            bit 3 stamped (set by the sender: both hosts take TX stamps for this probe)
 //	4      4    session token
 //	8      8    sequence number (0-based, per session)
 //	16     2    payload length in bytes, this header included
@@ -38,6 +39,7 @@ const (
 	FlagReply         = 1 << 0
 	FlagReflectStamps = 1 << 1
 	FlagWarmup        = 1 << 2
+	FlagStamped       = 1 << 3
 
 	// StampUnknown marks an in-band reflector stamp that the reflector could not take.
 	StampUnknown = 0xffffffff
@@ -130,6 +132,16 @@ func SetProbeWarmup(b []byte, warmup bool) {
 		b[3] |= FlagWarmup
 	} else {
 		b[3] &^= FlagWarmup
+	}
+}
+
+// SetProbeStamped sets or clears the stamped flag of a request probe: the
+// sender and the reflector take transmit stamps only for stamped probes.
+func SetProbeStamped(b []byte, stamped bool) {
+	if stamped {
+		b[3] |= FlagStamped
+	} else {
+		b[3] &^= FlagStamped
 	}
 }
 

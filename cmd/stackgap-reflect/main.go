@@ -38,6 +38,8 @@ func main() {
 	idle := fs.Duration("idle-timeout", 10*time.Second, "end a session (or control connection) silent for this long")
 	quiet := fs.Bool("quiet", false, "log only errors")
 	showVersion := fs.Bool("version", false, "print the version and exit")
+	var xf paths.XDPFlags
+	xf.Register(fs)
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		os.Exit(2)
 	}
@@ -52,6 +54,10 @@ func main() {
 	if err != nil {
 		cli.Fatal(prog, 2, fmt.Errorf("--listen: %w", err))
 	}
+	xdpOpts, err := xf.Options()
+	if err != nil {
+		cli.Fatal(prog, 2, err)
+	}
 	if err := cpu.Check(*cpuID); err != nil {
 		cli.Fatal(prog, 2, fmt.Errorf("--cpu: %w", err))
 	}
@@ -65,7 +71,7 @@ func main() {
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	r, err := bench.NewReflector(bench.ReflectorOptions{
-		Paths: paths.Available(), Secret: secret, MaxSessions: *maxSessions, MaxDuration: *maxDuration,
+		Paths: paths.Available(xdpOpts), Secret: secret, MaxSessions: *maxSessions, MaxDuration: *maxDuration,
 		IdleTimeout: *idle, CPU: *cpuID, Build: version.String(), Log: log,
 		Environment: hostEnvironment,
 	})

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -20,6 +21,7 @@ import (
 	"github.com/stackgap/stackgap/internal/paths"
 	"github.com/stackgap/stackgap/internal/version"
 	"github.com/stackgap/stackgap/results"
+	"github.com/stackgap/stackgap/xdp"
 )
 
 func runCmd(args []string) error {
@@ -35,12 +37,17 @@ func runCmd(args []string) error {
 	inflight := fs.Int("inflight", 1, "probes in flight (closed loop)")
 	warmup := fs.Uint64("warmup", 1000, "warm-up probes per phase, left out of the histograms (at most 2s; 0: none)")
 	timeout := fs.Duration("timeout", time.Second, "a probe unanswered this long counts as lost")
-	wait := fs.String("wait", "block", "wait strategy on both hosts: block or spin")
+	wait := fs.String("wait", "block", "wait strategy on both hosts: block (kernel: blocking recvmsg; AF_XDP: need_wakeup + poll) or spin")
 	busyPoll := fs.Duration("busy-poll", 0, "set SO_BUSY_POLL to this time on both hosts (needs CAP_NET_ADMIN)")
 	cpuID := fs.Int("cpu", -1, "pin the measuring thread to this `cpu` (-1: no pinning)")
 	reflectorCPU := fs.Int("reflector-cpu", -1, "ask the reflector to pin its session thread to this `cpu`")
 	secretFile := fs.String("secret-file", "", "shared secret `file` for the control channel (mode 0600)")
+	stampEvery := fs.Int("stamp-every", 2, "take TX stamps on both hosts for every `N`th probe; the round trip (rtt) is measured on the others (1: stamp every probe)")
 	noTimestamps := fs.Bool("no-timestamps", false, "turn kernel timestamping off (to measure what it costs)")
+	echo := fs.Bool("echo", false, "the peer is a plain UDP echo endpoint (e.g. dpdk-testpmd in 5tswap mode), not stackgap-reflect; its port defaults to 7")
+	xdpPass := fs.Bool("kernel-with-xdp-pass", false, "measure the kernel path behind an XDP program that passes every packet, on both hosts")
+	var xf paths.XDPFlags
+	xf.Register(fs)
 	out := fs.String("out", "", "run `directory` for the results (default stackgap-results/run-TIME)")
 	quiet := fs.Bool("quiet", false, "print only the run directory")
 	if err := fs.Parse(args); err != nil {
@@ -56,7 +63,7 @@ func runCmd(args []string) error {
 		Paths: splitList(*pathList), Transports: splitList(*transports), Rounds: *rounds,
 		Size: *size, Duration: *duration, Count: *count, Inflight: *inflight, Warmup: *warmup, NoWarmup: *warmup == 0,
 		Timeout: *timeout, Wait: bench.WaitStrategy(*wait), BusyPoll: *busyPoll, CPU: *cpuID, ReflectorCPU: *reflectorCPU,
-		NoTimestamps: *noTimestamps, Build: version.String(),
+		NoTimestamps: *noTimestamps, StampEvery: *stampEvery, KernelWithXDPPass: *xdpPass, Build: version.String(),
 	}
 	// Zero means "default" to RunOptions; on the command line it is a mistake.
 	switch {
@@ -68,6 +75,8 @@ func runCmd(args []string) error {
 		return usageError("invalid rounds %d: must be at least 1", *rounds)
 	case *timeout <= 0:
 		return usageError("invalid timeout %v: must be positive", *timeout)
+	case *stampEvery < 1:
+		return usageError("invalid stamp-every %d: must be at least 1", *stampEvery)
 	}
 	if err := bench.ValidProbeSize(*size); err != nil {
 		return usageError("%v", err)
@@ -81,7 +90,15 @@ func runCmd(args []string) error {
 		}
 	}
 	var err error
-	if o.Peer, err = cli.ParseHostPort(*peer, bench.DefaultPort); err != nil {
+	o.Echo = *echo
+	defPort := uint16(bench.DefaultPort)
+	if o.Echo {
+		defPort = 7
+		if !isFlagSet(fs, "transport") {
+			o.Transports = []string{"udp"}
+		}
+	}
+	if o.Peer, err = cli.ParseHostPort(*peer, defPort); err != nil {
 		return usageError("--peer: %v", err)
 	}
 	if *local != "" {
@@ -92,13 +109,22 @@ func runCmd(args []string) error {
 			return usageError("--local: no interface has address %v", o.Local)
 		}
 	}
-	all := paths.Available()
+	xdpOpts, err := xf.Options()
+	if err != nil {
+		return usageError("%v", err)
+	}
+	all := paths.Available(xdpOpts)
 	o.Defaults()
 	if err := o.Validate(all); err != nil {
 		return usageError("%v", err)
 	}
 	if o.BusyPoll > 0 {
 		if err := caps.Require("--busy-poll", caps.NetAdmin); err != nil {
+			return err
+		}
+	}
+	if slices.Contains(o.Paths, "xdp") || o.KernelWithXDPPass {
+		if err := caps.Require("the AF_XDP path (XDP programs and AF_XDP sockets)", caps.NetAdmin, caps.NetRaw, caps.BPF); err != nil {
 			return err
 		}
 	}
@@ -125,7 +151,7 @@ func runCmd(args []string) error {
 	if rd == nil {
 		return runErr
 	}
-	res, series := buildResult(o, rd, started, dir)
+	res, series := buildResult(o, xdpOpts, rd, started, dir)
 	gaps, err := results.ComputeGaps(res, series, "kernel")
 	if err != nil {
 		return errors.Join(runErr, err)
@@ -145,6 +171,12 @@ func runCmd(args []string) error {
 		return exitError{code: 130, err: errors.New("interrupted; partial results written")}
 	}
 	return nil
+}
+
+func isFlagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
 
 func splitList(s string) []string {
@@ -179,7 +211,7 @@ func unwrapPathError(err error) error {
 }
 
 // buildResult turns the measured data into the result model.
-func buildResult(o bench.RunOptions, rd *bench.RunData, started time.Time, dir string) (*results.Result, map[int][]*results.Series) {
+func buildResult(o bench.RunOptions, xdpOpts xdp.PathOptions, rd *bench.RunData, started time.Time, dir string) (*results.Result, map[int][]*results.Series) {
 	env, err := results.CollectEnvironment(paths.InterfaceOf(rd.Local))
 	if err != nil {
 		env.Notes = append(env.Notes, err.Error())
@@ -187,7 +219,7 @@ func buildResult(o bench.RunOptions, rd *bench.RunData, started time.Time, dir s
 	env.Reflector = rd.Reflector
 	res := &results.Result{
 		Schema: results.SchemaVersion, Tool: "stackgap", Version: version.Version, Commit: version.Commit,
-		Started: started, Finished: time.Now(), Command: os.Args, Options: effectiveOptions(o, rd, dir),
+		Started: started, Finished: time.Now(), Command: os.Args, Options: effectiveOptions(o, xdpOpts, rd, dir),
 		Environment: env,
 	}
 	series := map[int][]*results.Series{}
@@ -201,15 +233,16 @@ func buildResult(o bench.RunOptions, rd *bench.RunData, started time.Time, dir s
 
 // effectiveOptions records every option the run used, defaults included,
 // so the run can be reproduced from its output.
-func effectiveOptions(o bench.RunOptions, rd *bench.RunData, dir string) map[string]any {
+func effectiveOptions(o bench.RunOptions, xdpOpts xdp.PathOptions, rd *bench.RunData, dir string) map[string]any {
 	m := map[string]any{
 		"peer": o.Peer.String(), "local": rd.Local.String(), "paths": o.Paths, "transports": o.Transports,
 		"rounds": o.Rounds, "size": o.Size, "duration": o.Duration.String(), "count": o.Count,
 		"inflight": o.Inflight, "warmup": o.Warmup, "max_warmup_time": bench.MaxWarmupTime.String(),
 		"timeout": o.Timeout.String(), "wait": string(o.Wait), "busy_poll": o.BusyPoll.String(),
 		"cpu": o.CPU, "reflector_cpu": o.ReflectorCPU, "authenticated": o.Secret != nil,
-		"timestamping": !o.NoTimestamps, "out": dir, "clock": "CLOCK_REALTIME",
+		"timestamping": !o.NoTimestamps, "stamp_every": o.StampEvery, "out": dir, "clock": "CLOCK_REALTIME",
 		"control_version": bench.ControlVersion, "probe_version": bench.ProbeVersion,
+		"kernel_with_xdp_pass": o.KernelWithXDPPass, "xdp": xdpOpts, "echo": o.Echo,
 	}
 	if o.Count > 0 {
 		m["duration"] = ""

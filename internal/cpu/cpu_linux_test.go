@@ -151,3 +151,17 @@ func TestCPUList(t *testing.T) {
 		t.Errorf("formatList(nil) = %q, want none", got)
 	}
 }
+
+func TestReserveP(t *testing.T) {
+	before := runtime.GOMAXPROCS(0)
+	r1, r2 := ReserveP(), ReserveP()
+	if got := runtime.GOMAXPROCS(0); got != before+2 {
+		t.Fatalf("GOMAXPROCS %d after two reservations, want %d", got, before+2)
+	}
+	r1()
+	r1() // idempotent
+	r2()
+	if got := runtime.GOMAXPROCS(0); got != before {
+		t.Fatalf("GOMAXPROCS %d after release, want %d", got, before)
+	}
+}

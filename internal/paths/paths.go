@@ -3,17 +3,62 @@
 package paths
 
 import (
+	"flag"
+	"fmt"
 	"net"
 	"net/netip"
 
 	"github.com/stackgap/stackgap/bench"
 	"github.com/stackgap/stackgap/kernelpath"
+	"github.com/stackgap/stackgap/xdp"
 )
 
-// Available returns the paths by name.
-func Available() map[string]bench.Path {
-	k := kernelpath.NewPath()
-	return map[string]bench.Path{k.Name(): k}
+// Available returns the paths by name: the kernel socket path and the AF_XDP
+// path with the given options.
+func Available(xdpOpts xdp.PathOptions) map[string]bench.Path {
+	k, x := kernelpath.NewPath(), xdp.NewPath(xdpOpts)
+	return map[string]bench.Path{k.Name(): withXDPPass{k}, x.Name(): x}
+}
+
+// XDPFlags are the AF_XDP path's command-line flags, shared by both commands.
+type XDPFlags struct {
+	Queue      int
+	Mode       string
+	Steer      string
+	HardwareRX bool
+}
+
+// Register adds the flags to fs.
+func (f *XDPFlags) Register(fs *flag.FlagSet) {
+	fs.IntVar(&f.Queue, "queue", 0, "AF_XDP path: NIC queue `id` to bind")
+	fs.StringVar(&f.Mode, "xdp-mode", "auto", "AF_XDP path: socket mode auto (zero-copy, else copy), copy or zerocopy")
+	fs.StringVar(&f.Steer, "xdp-steer", "auto", "AF_XDP path: XDP attach mode auto (driver, else generic), driver or generic")
+	fs.BoolVar(&f.HardwareRX, "xdp-hw-rx", false, "AF_XDP path: load a device-bound program that reads NIC RX timestamps")
+}
+
+// Options validates the flags and returns the AF_XDP path's options.
+func (f *XDPFlags) Options() (xdp.PathOptions, error) {
+	mode, err := xdp.ParseMode(f.Mode)
+	if err != nil {
+		return xdp.PathOptions{}, fmt.Errorf("--xdp-mode: %w", err)
+	}
+	switch f.Steer {
+	case xdp.SteerModeAuto, xdp.SteerModeDriver, xdp.SteerModeGeneric:
+	default:
+		return xdp.PathOptions{}, fmt.Errorf("--xdp-steer: unknown mode %q (auto, driver or generic)", f.Steer)
+	}
+	if f.Queue < 0 {
+		return xdp.PathOptions{}, fmt.Errorf("--queue: invalid queue id %d", f.Queue)
+	}
+	return xdp.PathOptions{Queue: f.Queue, Mode: mode, SteerMode: f.Steer, HardwareRX: f.HardwareRX}, nil
+}
+
+func interfaceIndex(name string) (int, error) {
+	ifc, err := net.InterfaceByName(name)
+	if err != nil {
+		return 0, err
+	}
+	return ifc.Index, nil
 }
 
 // InterfaceOf returns the name of the interface that holds addr, or "" when
