@@ -63,6 +63,12 @@ struct stats {
 	__u64 no_socket;   /* live probe flow, but no XSK in the queue's slot (passed) */
 	__u64 not_probe;   /* live UDP flow without the probe magic/version (passed) */
 	__u64 meta_failed; /* redirected without metadata: bpf_xdp_adjust_meta failed */
+	__u64 dropped;     /* live probe-flow frames dropped on purpose (config: drop_pct) */
+};
+
+/* struct settings: what user space tunes while the program runs. */
+struct settings {
+	__u32 drop_pct; /* share of live probe-flow frames to drop, percent (0 = none) */
 };
 
 struct {
@@ -85,6 +91,15 @@ struct {
 	__type(key, __u32);
 	__type(value, struct stats);
 } counters SEC(".maps");
+
+/* One entry, written by xdp.(*Steering).SetDropPercent: emulated loss for
+ * tests. nftables cannot drop AF_XDP traffic: XDP runs before it. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct settings);
+} config SEC(".maps");
 
 extern int bpf_xdp_metadata_rx_timestamp(const struct xdp_md *ctx, __u64 *timestamp) __ksym;
 
@@ -189,6 +204,12 @@ static __always_inline int steer_frame(struct xdp_md *ctx, const int hw)
 		if (class == CLASS_NOT_PROBE)
 			st->not_probe++;
 		return XDP_PASS;
+	}
+
+	struct settings *set = bpf_map_lookup_elem(&config, &zero);
+	if (set && set->drop_pct && bpf_get_prandom_u32() % 100 < set->drop_pct) {
+		st->dropped++;
+		return XDP_DROP;
 	}
 
 	__u64 xdp_ts = bpf_ktime_get_tai_ns();

@@ -28,6 +28,11 @@ type SteerMeta struct {
 	Magic uint32
 }
 
+type SteerSettings struct {
+	_       structs.HostLayout
+	DropPct uint32
+}
+
 type SteerStats struct {
 	_          structs.HostLayout
 	Redirected uint64
@@ -35,12 +40,14 @@ type SteerStats struct {
 	NoSocket   uint64
 	NotProbe   uint64
 	MetaFailed uint64
+	Dropped    uint64
 }
 
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	SteerMapConfig     = "config"
 	SteerMapCounters   = "counters"
 	SteerMapFlows      = "flows"
 	SteerMapXsks       = "xsks"
@@ -99,6 +106,7 @@ type SteerProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type SteerMapSpecs struct {
+	Config   *ebpf.MapSpec `ebpf:"config"`
 	Counters *ebpf.MapSpec `ebpf:"counters"`
 	Flows    *ebpf.MapSpec `ebpf:"flows"`
 	Xsks     *ebpf.MapSpec `ebpf:"xsks"`
@@ -131,6 +139,7 @@ func (o *SteerObjects) Close() error {
 //
 // It can be passed to LoadSteerObjects or ebpf.CollectionSpec.LoadAndAssign.
 type SteerMaps struct {
+	Config   *ebpf.Map `ebpf:"config"`
 	Counters *ebpf.Map `ebpf:"counters"`
 	Flows    *ebpf.Map `ebpf:"flows"`
 	Xsks     *ebpf.Map `ebpf:"xsks"`
@@ -138,6 +147,7 @@ type SteerMaps struct {
 
 func (m *SteerMaps) Close() error {
 	return _SteerClose(
+		m.Config,
 		m.Counters,
 		m.Flows,
 		m.Xsks,

@@ -29,6 +29,7 @@ func TestSteerSpec(t *testing.T) {
 		{specs.Xsks, ebpf.XSKMap, 4, 4, 256},
 		{specs.Flows, ebpf.Hash, uint32(unsafe.Sizeof(SteerFlow{})), 4, 1024},
 		{specs.Counters, ebpf.PerCPUArray, 4, uint32(unsafe.Sizeof(SteerStats{})), 1},
+		{specs.Config, ebpf.Array, 4, uint32(unsafe.Sizeof(SteerSettings{})), 1},
 	}
 	for _, m := range maps {
 		if m.spec.Type != m.typ || m.spec.KeySize != m.key || m.spec.ValueSize != m.value || m.spec.MaxEntries != m.max {
@@ -37,6 +38,9 @@ func TestSteerSpec(t *testing.T) {
 	}
 	if size := unsafe.Sizeof(SteerMeta{}); size != 24 {
 		t.Errorf("struct meta has %d bytes, want 24", size)
+	}
+	if size := unsafe.Sizeof(SteerStats{}); size != 6*8 {
+		t.Errorf("struct stats has %d bytes, want 48", size)
 	}
 	if size := unsafe.Sizeof(SteerFlow{}); size != 4 {
 		t.Errorf("struct flow has %d bytes, want 4", size)

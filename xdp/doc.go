@@ -1,7 +1,8 @@
 // Package xdp is the AF_XDP bypass path: AF_XDP sockets with their UMEM and
 // rings (this file's siblings socket*, ring*, umem*, stats*), the XDP
-// steering program that redirects the probe flow to them (steer*), and the
-// frame codec (package frame).
+// steering program that redirects the probe flow to them (steer*), the
+// frame codec (package frame), and the engine's Path over them (path*: UDP,
+// and TCP through the userspace endpoint of package utcp).
 //
 // The socket layer is built directly on golang.org/x/sys/unix. A Socket owns
 // one UMEM (an anonymous, page-aligned mapping of NumFrames chunks) and the

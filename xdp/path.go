@@ -12,10 +12,6 @@ import (
 // PathName is the AF_XDP path's name on the command line and in results.
 const PathName = "xdp"
 
-// ErrTCPNotImplemented is returned by Path.Dial and Path.Listen for the TCP
-// transport until the userspace TCP endpoint (package utcp) is wired in.
-var ErrTCPNotImplemented = errors.New("tcp over AF_XDP not implemented yet")
-
 // ErrSessionBusy is wrapped by the error Dial and Listen return when this
 // process already runs an AF_XDP session on the same interface and queue.
 var ErrSessionBusy = errors.New("an AF_XDP session is already running")
@@ -43,6 +39,13 @@ type PathOptions struct {
 	// DefaultNumFrames and DefaultFrameSize). Half of the frames wait in the
 	// FILL ring for received frames, the other half are for sending.
 	NumFrames, FrameSize uint32
+	// DropPercent makes the steering program of the session's interface
+	// drop this share (0 to 100) of the frames of live probe flows before
+	// they reach any AF_XDP socket, to emulate loss (optional, default 0:
+	// off; see Steering.SetDropPercent). It is set when a session opens and
+	// applies to every session on the interface until the program detaches
+	// with the last of them; 0 leaves the program's share as it is.
+	DropPercent int
 }
 
 func (o PathOptions) withDefaults() PathOptions {
@@ -69,6 +72,9 @@ func (o PathOptions) validate() error {
 	default:
 		return fmt.Errorf("invalid steering mode %q: want %s, %s or %s", o.SteerMode, SteerModeAuto, SteerModeDriver, SteerModeGeneric)
 	}
+	if err := validDropPercent(o.DropPercent); err != nil {
+		return fmt.Errorf("invalid path options: %w", err)
+	}
 	if o.HardwareRX && o.SteerMode == SteerModeGeneric {
 		return errors.New("invalid path options: hardware RX timestamps need the steering program in driver mode, not generic")
 	}
@@ -78,12 +84,15 @@ func (o PathOptions) validate() error {
 // Path is the AF_XDP bypass path as the engine sees it (bench.Path). Each
 // Dial or Listen opens one session: an AF_XDP socket on the interface that
 // holds the local address, the steering program on that interface
-// redirecting the session's UDP port to the socket, and an ordinary kernel
-// socket that keeps the port reserved for the session's lifetime.
+// redirecting the session's UDP or TCP port to the socket, and an ordinary
+// kernel socket of the same protocol that keeps the port reserved for the
+// session's lifetime.
 //
 // The probe frames are built in user space and match the kernel path's:
 // Ethernet II, IPv4 (DF, TTL 64) or IPv6 (hop limit 64, a flow label), UDP
-// with its checksum computed.
+// or TCP with its checksum computed. TCP sessions run a userspace TCP
+// endpoint (package utcp) whose segments have the kernel's sizes and option
+// layout.
 //
 // Dial and Listen work in the network namespace of the calling thread.
 type Path struct {
@@ -101,13 +110,11 @@ func (*Path) Name() string { return PathName }
 // Options returns the path's effective options.
 func (p *Path) Options() PathOptions { return p.opts }
 
-// checkTransport refuses everything but UDP; "" means UDP.
+// checkTransport accepts UDP and TCP; "" means UDP.
 func checkTransport(t string) error {
 	switch t {
-	case "udp", "":
+	case "udp", "", "tcp":
 		return nil
-	case "tcp":
-		return ErrTCPNotImplemented
 	}
 	return fmt.Errorf("transport %q not supported by the af_xdp path (want udp or tcp)", t)
 }
@@ -134,9 +141,27 @@ func udpHeaderBytes(addr netip.Addr) int {
 	return frame.IPv6HeaderLen + frame.UDPHeaderLen
 }
 
-// checkProbeFits checks that a probe payload of size bytes fits in one IP
-// packet within the interface MTU and in one UMEM frame.
-func checkProbeFits(size int, addr netip.Addr, ifname string, mtu int, frameCapacity uint32) error {
+// tcpMSS is the MSS a TCP session announces: what fits in one IP packet
+// within the interface MTU (as the kernel computes it) and in one UMEM frame.
+func tcpMSS(addr netip.Addr, mtu int, frameCapacity uint32) int {
+	packet := min(mtu, int(frameCapacity)-frame.EthernetHeaderLen)
+	if addr.Is4() {
+		return packet - frame.IPv4HeaderLen - frame.TCPHeaderLen
+	}
+	return packet - frame.IPv6HeaderLen - frame.TCPHeaderLen
+}
+
+// checkProbeFits checks that a UDP probe payload of size bytes fits in one
+// IP packet within the interface MTU and in one UMEM frame. A TCP probe of
+// any valid size fits: the stream spreads it over segments of at most the
+// MSS, which only has to leave room for the TCP options.
+func checkProbeFits(size int, tcp bool, addr netip.Addr, ifname string, mtu int, frameCapacity uint32) error {
+	if tcp {
+		if mss := tcpMSS(addr, mtu, frameCapacity); mss < minTCPMSS {
+			return fmt.Errorf("tcp needs an MSS of at least %d bytes: MTU %d of %s and AF_XDP frame capacity %d leave %d", minTCPMSS, mtu, ifname, frameCapacity, mss)
+		}
+		return nil
+	}
 	if size <= 0 {
 		return nil // the engine always sets a size; without one Send checks each probe
 	}
@@ -149,13 +174,16 @@ func checkProbeFits(size int, addr netip.Addr, ifname string, mtu int, frameCapa
 	return nil
 }
 
+// minTCPMSS is the smallest MSS a TCP session accepts (utcp's lower bound).
+const minTCPMSS = 64
+
 // pathCounters are a session's own counters, besides the socket's and the
 // steering program's.
 type pathCounters struct {
 	RxFrames         uint64 // frames taken off the RX ring
 	RxProbes         uint64 // probes returned by Recv
 	RxBadFrames      uint64 // frames that do not parse (truncated, malformed, bad IPv4 header checksum)
-	RxForeignFrames  uint64 // frames that parse but are not UDP to the session's address and port
+	RxForeignFrames  uint64 // frames that parse but are not of the session's protocol, address and port
 	RxBadChecksum    uint64 // probes whose UDP checksum does not verify (accepted: see Recv)
 	RxMissingMeta    uint64 // frames without valid steering metadata (no XDP hook stamp)
 	RxHardwareStamps uint64 // frames with a NIC RX stamp
@@ -209,6 +237,7 @@ func counterMap(c pathCounters, s Stats, st SteerStats, steerOK bool) map[string
 		add("steer_no_socket", st.NoSocket)
 		add("steer_not_probe", st.NotProbe)
 		add("steer_meta_failed", st.MetaFailed)
+		add("steer_dropped", st.Dropped)
 	}
 	return m
 }
@@ -223,6 +252,7 @@ type sessionNotes struct {
 	hardwareRX      bool // the device-bound program variant is attached
 	hardwareAsked   bool
 	busyPollAsked   bool
+	dropPercent     int // the steering program's emulated loss, percent
 	counters        pathCounters
 	lastHardwareErr error // last non-nil bpf_xdp_metadata_rx_timestamp error
 }
@@ -249,6 +279,9 @@ func (n sessionNotes) lines() []string {
 	out = append(out, steer)
 	if n.steerFallback != "" {
 		out = append(out, "steering fell back to generic mode: "+n.steerFallback)
+	}
+	if n.dropPercent > 0 {
+		out = append(out, fmt.Sprintf("emulated loss: the steering program on %s drops %d%% of the probe flows' frames (counter steer_dropped)", n.info.Interface, n.dropPercent))
 	}
 	switch n.info.BusyPoll {
 	case BusyPollActive:

@@ -204,7 +204,11 @@ func (c *udpConn) take(d Desc, buf []byte, now int64) (n int, rx bench.RxStamps,
 // bench.TxCompletion; in zero-copy mode it is the driver's hardware stamp in
 // raw PHC nanoseconds, reported as bench.TxHardware.
 func (c *udpConn) TxStamps(report func(index uint64, kind bench.TxStampKind, ts int64)) error {
-	s := c.s
+	return c.s.txStamps(report)
+}
+
+// txStamps drains the completion ring and reports the stamps kept for Sends.
+func (s *session) txStamps(report func(index uint64, kind bench.TxStampKind, ts int64)) error {
 	if s.closed {
 		return errConnClosed
 	}
@@ -276,6 +280,8 @@ func (s *session) reap() error {
 				err = ferr
 			}
 			switch {
+			case index == controlFrame:
+				// a TCP segment that completes no probe: nothing to report
 			case index == noSendIndex:
 				s.counters.TxUnmatched++
 			case comp.Timestamp == 0:

@@ -145,9 +145,10 @@ func currentNetns() (dev, ino uint64, err error) {
 	return st.Dev, st.Ino, nil
 }
 
-// Dial opens the sender's end of a UDP session towards spec.Remote on the
-// interface that holds spec.Local (or, without one, the interface and
-// source address the route to the remote uses).
+// Dial opens the sender's end of a UDP or TCP session towards spec.Remote
+// on the interface that holds spec.Local (or, without one, the interface
+// and source address the route to the remote uses). A TCP Dial returns once
+// the handshake is done, within tcpHandshakeTimeout.
 func (p *Path) Dial(spec bench.DialSpec) (bench.Conn, error) {
 	c, err := p.dial(spec)
 	if err != nil {
@@ -163,7 +164,7 @@ func orUDP(t string) string {
 	return t
 }
 
-func (p *Path) dial(spec bench.DialSpec) (*udpConn, error) {
+func (p *Path) dial(spec bench.DialSpec) (bench.Conn, error) {
 	if err := checkTransport(spec.Transport); err != nil {
 		return nil, err
 	}
@@ -199,6 +200,9 @@ func (p *Path) dial(spec bench.DialSpec) (*udpConn, error) {
 	if err != nil {
 		return nil, err
 	}
+	if s.tcp {
+		return dialTCP(s, remote, peerMAC)
+	}
 	c := newUDPConn(s, false)
 	copy(c.peerMAC[:], peerMAC)
 	c.hdr.Dst, c.hdr.DstPort = remote.Addr(), remote.Port()
@@ -206,10 +210,11 @@ func (p *Path) dial(spec bench.DialSpec) (*udpConn, error) {
 	return c, nil
 }
 
-// Listen opens the reflector's end of a UDP session on spec.Local (a
-// specific address; port 0 picks a free port) of the interface that holds
-// that address. The session is live (steering, socket) when Listen returns,
-// so probes that arrive before Accept wait in the socket's RX ring.
+// Listen opens the reflector's end of a UDP or TCP session on spec.Local
+// (a specific address; port 0 picks a free port) of the interface that
+// holds that address. The session is live (steering, socket) when Listen
+// returns, so probes (or a TCP SYN) that arrive before Accept wait in the
+// socket's RX ring.
 func (p *Path) Listen(spec bench.ListenSpec) (bench.Listener, error) {
 	l, err := p.listen(spec)
 	if err != nil {
@@ -218,7 +223,7 @@ func (p *Path) Listen(spec bench.ListenSpec) (bench.Listener, error) {
 	return l, nil
 }
 
-func (p *Path) listen(spec bench.ListenSpec) (*listener, error) {
+func (p *Path) listen(spec bench.ListenSpec) (bench.Listener, error) {
 	if err := checkTransport(spec.Transport); err != nil {
 		return nil, err
 	}
@@ -236,6 +241,9 @@ func (p *Path) listen(spec bench.ListenSpec) (*listener, error) {
 	s, err := openSession(p.opts, link, local, spec.ConnSpec)
 	if err != nil {
 		return nil, err
+	}
+	if s.tcp {
+		return listenTCP(s)
 	}
 	return &listener{s: s, conn: newUDPConn(s, true)}, nil
 }
@@ -302,7 +310,7 @@ func nextHopOf(remote netip.Addr, link netlink.Link) (netip.Addr, error) {
 
 // session is everything one AF_XDP session holds: the interface queue
 // claim, the reserved port, the socket, the steering registration and flow.
-// The UDP Conn (and later the TCP one) drives its socket.
+// The UDP or TCP Conn drives its socket.
 type session struct {
 	ifname  string
 	ifindex int
@@ -314,6 +322,7 @@ type session struct {
 	opts    PathOptions
 	spec    bench.ConnSpec
 	wait    WaitStrategy
+	tcp     bool // the transport is TCP (else UDP)
 
 	claimed     bool // holds the registry's claim on the queue
 	flowClaimed bool
@@ -357,6 +366,11 @@ type pendingStamp struct {
 // noSendIndex marks a UMEM frame that belongs to no Send.
 const noSendIndex = ^uint64(0)
 
+// controlFrame marks a transmitted UMEM frame that belongs to no Send on
+// purpose: a TCP segment that completes no probe (handshake, pure ACK, FIN,
+// RST, a retransmission, or a probe's leading segments).
+const controlFrame = noSendIndex - 1
+
 // openSession opens a session on link for local (port 0: any free port). On
 // error it leaves nothing behind.
 func openSession(o PathOptions, link netlink.Link, local netip.AddrPort, spec bench.ConnSpec) (_ *session, err error) {
@@ -369,6 +383,7 @@ func openSession(o PathOptions, link netlink.Link, local netip.AddrPort, spec be
 		opts:      o,
 		spec:      spec,
 		reserveFD: -1,
+		tcp:       spec.Transport == "tcp",
 	}
 	if s.wait, err = waitStrategyOf(spec.Wait); err != nil {
 		return nil, err
@@ -397,7 +412,7 @@ func openSession(o PathOptions, link netlink.Link, local netip.AddrPort, spec be
 		return nil, err
 	}
 	// The capacity Open will report, to refuse a probe size before opening anything.
-	if err := checkProbeFits(spec.Size, local.Addr(), s.ifname, s.mtu, sockOpts.FrameSize-packetHeadroom); err != nil {
+	if err := checkProbeFits(spec.Size, s.tcp, local.Addr(), s.ifname, s.mtu, sockOpts.FrameSize-packetHeadroom); err != nil {
 		return nil, err
 	}
 	dev, ino, err := currentNetns()
@@ -415,10 +430,13 @@ func openSession(o PathOptions, link netlink.Link, local netip.AddrPort, spec be
 		return nil, err
 	}
 	s.claimed = true
-	if s.local, s.reserveFD, err = reservePort(local); err != nil {
+	if s.local, s.reserveFD, err = reservePort(local, s.tcp); err != nil {
 		return nil, err
 	}
 	s.flow = Flow{IPv6: s.local.Addr().Is6(), Proto: syscall.IPPROTO_UDP, DstPort: s.local.Port()}
+	if s.tcp {
+		s.flow.Proto = syscall.IPPROTO_TCP
+	}
 	if err := claimFlow(s.key, s.flow, s.ifname); err != nil {
 		return nil, err
 	}
@@ -449,6 +467,11 @@ func openSession(o PathOptions, link netlink.Link, local netip.AddrPort, spec be
 		return nil, err
 	}
 	s.steerOwned = true
+	if o.DropPercent != 0 {
+		if err := s.steer.SetDropPercent(o.DropPercent); err != nil {
+			return nil, err
+		}
+	}
 	if err := s.steer.Register(o.Queue, s.sock.FD()); err != nil {
 		return nil, err
 	}
@@ -460,32 +483,38 @@ func openSession(o PathOptions, link netlink.Link, local netip.AddrPort, spec be
 	return s, nil
 }
 
-// reservePort binds an ordinary UDP socket to local (port 0: an ephemeral
-// port) and returns the bound address and the socket. Kept open for the
-// session, it stops other applications from taking the port; the kernel
-// never sees the steered flow, so it receives nothing.
-func reservePort(local netip.AddrPort) (netip.AddrPort, int, error) {
+// reservePort binds an ordinary UDP (or, with tcp, TCP) socket to local
+// (port 0: an ephemeral port) and returns the bound address and the socket.
+// Kept open for the session, it stops other applications from taking the
+// port; the kernel never sees the steered flow, so it receives nothing. A
+// bound TCP socket does not listen: a segment that escapes the steering
+// program is answered with RST, as for a closed port.
+func reservePort(local netip.AddrPort, tcp bool) (netip.AddrPort, int, error) {
+	proto, typ := "udp", unix.SOCK_DGRAM
+	if tcp {
+		proto, typ = "tcp", unix.SOCK_STREAM
+	}
 	family := unix.AF_INET6
 	var sa unix.Sockaddr = &unix.SockaddrInet6{Port: int(local.Port()), Addr: local.Addr().As16()}
 	if local.Addr().Is4() {
 		family = unix.AF_INET
 		sa = &unix.SockaddrInet4{Port: int(local.Port()), Addr: local.Addr().As4()}
 	}
-	fd, err := unix.Socket(family, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
+	fd, err := unix.Socket(family, typ|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
 	if err != nil {
-		return netip.AddrPort{}, -1, fmt.Errorf("reserve udp port: %w", os.NewSyscallError("socket", err))
+		return netip.AddrPort{}, -1, fmt.Errorf("reserve %s port: %w", proto, os.NewSyscallError("socket", err))
 	}
 	if err := unix.Bind(fd, sa); err != nil {
 		unix.Close(fd)
 		if errors.Is(err, unix.EADDRINUSE) {
-			return netip.AddrPort{}, -1, fmt.Errorf("reserve udp port %s: already in use: %w", local, os.NewSyscallError("bind", err))
+			return netip.AddrPort{}, -1, fmt.Errorf("reserve %s port %s: already in use: %w", proto, local, os.NewSyscallError("bind", err))
 		}
-		return netip.AddrPort{}, -1, fmt.Errorf("reserve udp port %s: %w", local, os.NewSyscallError("bind", err))
+		return netip.AddrPort{}, -1, fmt.Errorf("reserve %s port %s: %w", proto, local, os.NewSyscallError("bind", err))
 	}
 	bound, err := unix.Getsockname(fd)
 	if err != nil {
 		unix.Close(fd)
-		return netip.AddrPort{}, -1, fmt.Errorf("reserve udp port %s: %w", local, os.NewSyscallError("getsockname", err))
+		return netip.AddrPort{}, -1, fmt.Errorf("reserve %s port %s: %w", proto, local, os.NewSyscallError("getsockname", err))
 	}
 	var port int
 	switch b := bound.(type) {
@@ -495,6 +524,14 @@ func reservePort(local netip.AddrPort) (netip.AddrPort, int, error) {
 		port = b.Port
 	}
 	return netip.AddrPortFrom(local.Addr(), uint16(port)), fd, nil
+}
+
+// transport is "tcp" or "udp".
+func (s *session) transport() string {
+	if s.tcp {
+		return "tcp"
+	}
+	return "udp"
 }
 
 // close undoes what openSession did, in reverse: unregister the socket,
@@ -535,7 +572,7 @@ func (s *session) close() error {
 	}
 	if s.reserveFD >= 0 {
 		if err := unix.Close(s.reserveFD); err != nil {
-			errs = append(errs, fmt.Errorf("release udp port %s: %w", s.local, os.NewSyscallError("close", err)))
+			errs = append(errs, fmt.Errorf("release %s port %s: %w", s.transport(), s.local, os.NewSyscallError("close", err)))
 		}
 		s.reserveFD = -1
 	}
@@ -578,10 +615,17 @@ func (s *session) Notes() []string {
 		hardwareRX:    s.steer.HardwareRX(),
 		hardwareAsked: s.opts.HardwareRX,
 		busyPollAsked: s.spec.BusyPoll > 0,
+		dropPercent:   s.opts.DropPercent,
 		counters:      s.counters,
 	}
 	if s.hwErr != 0 {
 		n.lastHardwareErr = s.hwErr
+	}
+	if !s.closed {
+		// Another session on the interface may have set it.
+		if p, err := s.steer.DropPercent(); err == nil {
+			n.dropPercent = p
+		}
 	}
 	return n.lines()
 }

@@ -106,15 +106,26 @@ type reflectResult struct {
 	badStamp int      // probes whose XDP hook stamp was after the user stamp
 	noHook   int      // probes without an XDP hook stamp
 	txStamps int      // TX stamps reported
+	eof      bool     // the peer closed the stream
 	err      error
 }
 
 // startReflector reflects probes on conn from a goroutine locked to its
-// thread until the returned stop function is called.
+// thread until the returned stop function is called, or until the peer
+// closes a stream (io.EOF): then it closes conn, as the engine does.
 func startPathReflector(conn bench.Conn) (stop func() reflectResult) {
+	stop, _ = startPathReflectorEnded(conn)
+	return stop
+}
+
+// startPathReflectorEnded is startPathReflector that also returns a channel
+// closed when the reflector ends by itself (the peer closed, or an error).
+func startPathReflectorEnded(conn bench.Conn) (stop func() reflectResult, ended <-chan struct{}) {
 	var quit atomic.Bool
 	done := make(chan reflectResult, 1)
+	endedCh := make(chan struct{})
 	go func() {
+		defer close(endedCh)
 		runtime.LockOSThread()
 		defer runtime.UnlockOSThread()
 		res := reflectResult{seqs: make([]uint64, 0, 1<<16)}
@@ -124,6 +135,13 @@ func startPathReflector(conn bench.Conn) (stop func() reflectResult) {
 			n, rx, err := conn.Recv(buf, time.Now().Add(20*time.Millisecond))
 			if errors.Is(err, bench.ErrTimeout) {
 				continue
+			}
+			if errors.Is(err, io.EOF) {
+				res.eof = true
+				if err := conn.Close(); err != nil {
+					res.err = fmt.Errorf("reflector close after the peer closed: %w", err)
+				}
+				break
 			}
 			if err != nil {
 				res.err = fmt.Errorf("reflector receive: %w", err)
@@ -163,7 +181,7 @@ func startPathReflector(conn bench.Conn) (stop func() reflectResult) {
 			res = <-done
 		})
 		return res
-	}
+	}, endedCh
 }
 
 // probeRecord is one probe of a ping-pong, as the sender saw it.
@@ -761,11 +779,13 @@ func TestPathErrors(t *testing.T) {
 		}, want: []string{"probe size 1460", "1508-byte IP packet", "MTU 1500"}},
 		{name: "no native xdp", opts: PathOptions{SteerMode: SteerModeDriver}, spec: func(p uint16) bench.ListenSpec { return spec(dummyAddr, p) },
 			want: []string{"does not support XDP in driver mode"}, iface: dummy},
-		{name: "tcp", spec: func(p uint16) bench.ListenSpec {
+		{name: "sctp", spec: func(p uint16) bench.ListenSpec {
 			s := spec(tb.AddrB4, p)
-			s.Transport = "tcp"
+			s.Transport = "sctp"
 			return s
-		}, want: []string{"tcp over AF_XDP not implemented yet"}, is: ErrTCPNotImplemented},
+		}, want: []string{`transport "sctp" not supported by the af_xdp path`}},
+		{name: "drop share", opts: PathOptions{DropPercent: 101}, spec: func(p uint16) bench.ListenSpec { return spec(tb.AddrB4, p) },
+			want: []string{"invalid drop percentage 101"}},
 		{name: "bad steer mode", opts: PathOptions{SteerMode: "native"}, spec: func(p uint16) bench.ListenSpec { return spec(tb.AddrB4, p) },
 			want: []string{`invalid steering mode "native"`}},
 		{name: "wildcard address", spec: func(p uint16) bench.ListenSpec { return spec(netip.IPv4Unspecified(), p) },

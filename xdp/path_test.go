@@ -1,7 +1,6 @@
 package xdp
 
 import (
-	"errors"
 	"maps"
 	"net/netip"
 	"slices"
@@ -51,16 +50,13 @@ func TestPathOptionsValidate(t *testing.T) {
 }
 
 func TestCheckTransport(t *testing.T) {
-	for transport, want := range map[string]error{"udp": nil, "": nil, "tcp": ErrTCPNotImplemented} {
-		if err := checkTransport(transport); !errors.Is(err, want) || (want == nil) != (err == nil) {
-			t.Errorf("checkTransport(%q) = %v, want %v", transport, err, want)
+	for _, transport := range []string{"udp", "", "tcp"} {
+		if err := checkTransport(transport); err != nil {
+			t.Errorf("checkTransport(%q) = %v, want nil", transport, err)
 		}
 	}
 	if err := checkTransport("sctp"); err == nil || !strings.Contains(err.Error(), `"sctp" not supported`) {
 		t.Errorf("checkTransport(sctp) = %v", err)
-	}
-	if ErrTCPNotImplemented.Error() != "tcp over AF_XDP not implemented yet" {
-		t.Errorf("ErrTCPNotImplemented = %q", ErrTCPNotImplemented)
 	}
 }
 
@@ -90,22 +86,26 @@ func TestCheckProbeFits(t *testing.T) {
 	tests := []struct {
 		name     string
 		size     int
+		tcp      bool
 		addr     netip.Addr
 		mtu      int
 		capacity uint32
 		want     string
 	}{
-		{"unknown size", 0, v4, 1500, 3840, ""},
-		{"ipv4 full mtu", 1472, v4, 1500, 3840, ""},
-		{"ipv4 one over", 1473, v4, 1500, 3840, "probe size 1473 does not fit: 1501-byte IP packet (1515-byte Ethernet frame) with MTU 1500 of eth0 and AF_XDP frame capacity 3840"},
-		{"ipv6 full mtu", 1452, v6, 1500, 3840, ""},
-		{"ipv6 one over", 1453, v6, 1500, 3840, "1501-byte IP packet"},
-		{"jumbo over frame", 3800, v4, 9000, 3840, "3842-byte Ethernet frame) with MTU 9000 of eth0 and AF_XDP frame capacity 3840"},
-		{"jumbo fits frame", 3798, v4, 9000, 3840, ""},
+		{"unknown size", 0, false, v4, 1500, 3840, ""},
+		{"ipv4 full mtu", 1472, false, v4, 1500, 3840, ""},
+		{"ipv4 one over", 1473, false, v4, 1500, 3840, "probe size 1473 does not fit: 1501-byte IP packet (1515-byte Ethernet frame) with MTU 1500 of eth0 and AF_XDP frame capacity 3840"},
+		{"ipv6 full mtu", 1452, false, v6, 1500, 3840, ""},
+		{"ipv6 one over", 1453, false, v6, 1500, 3840, "1501-byte IP packet"},
+		{"jumbo over frame", 3800, false, v4, 9000, 3840, "3842-byte Ethernet frame) with MTU 9000 of eth0 and AF_XDP frame capacity 3840"},
+		{"jumbo fits frame", 3798, false, v4, 9000, 3840, ""},
+		{"tcp spans segments", 65000, true, v4, 1500, 3840, ""},
+		{"tcp ipv6 jumbo", 65000, true, v6, 9000, 3840, ""},
+		{"tcp tiny mtu", 100, true, v6, 120, 3840, "tcp needs an MSS of at least 64 bytes: MTU 120 of eth0 and AF_XDP frame capacity 3840 leave 60"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := checkProbeFits(tt.size, tt.addr, "eth0", tt.mtu, tt.capacity)
+			err := checkProbeFits(tt.size, tt.tcp, tt.addr, "eth0", tt.mtu, tt.capacity)
 			switch {
 			case tt.want == "" && err != nil:
 				t.Errorf("unexpected error: %v", err)
@@ -113,6 +113,25 @@ func TestCheckProbeFits(t *testing.T) {
 				t.Errorf("error %v, want one containing %q", err, tt.want)
 			}
 		})
+	}
+}
+
+func TestTCPMSS(t *testing.T) {
+	v4, v6 := netip.MustParseAddr("198.18.0.1"), netip.MustParseAddr("2001:2::1")
+	for _, tt := range []struct {
+		addr     netip.Addr
+		mtu      int
+		capacity uint32
+		want     int
+	}{
+		{v4, 1500, 3840, 1460}, // the kernel's MSS on a 1500-byte MTU
+		{v6, 1500, 3840, 1440},
+		{v4, 9000, 3840, 3840 - 14 - 20 - 20}, // the UMEM frame bounds it
+		{v6, 9000, 1792, 1792 - 14 - 40 - 20},
+	} {
+		if got := tcpMSS(tt.addr, tt.mtu, tt.capacity); got != tt.want {
+			t.Errorf("tcpMSS(%v, mtu %d, capacity %d) = %d, want %d", tt.addr, tt.mtu, tt.capacity, got, tt.want)
+		}
 	}
 }
 
@@ -151,6 +170,9 @@ func TestSessionNotes(t *testing.T) {
 		{"hardware rx error", sessionNotes{info: veth, steerMode: SteerModeDriver, hardwareAsked: true, hardwareRX: true,
 			counters: pathCounters{RxProbes: 10}, lastHardwareErr: syscall.ENODATA}, []string{
 			"bpf_xdp_metadata_rx_timestamp fails: no data available",
+		}},
+		{"emulated loss", sessionNotes{info: veth, steerMode: SteerModeDriver, dropPercent: 10}, []string{
+			"emulated loss: the steering program on veth0 drops 10% of the probe flows' frames (counter steer_dropped)",
 		}},
 		{"generic fallback", sessionNotes{info: veth, steerMode: SteerModeGeneric, steerFallback: "no native XDP",
 			hardwareAsked: true}, []string{

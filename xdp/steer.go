@@ -81,9 +81,9 @@ func (f Flow) key() bpf.SteerFlow {
 }
 
 // SteerStats are the steering program's counters, summed over CPUs since the
-// program was loaded. Every frame the program sees is counted once in either
-// Redirected or Passed; NoSocket and NotProbe break Passed down further, and
-// MetaFailed is a subset of Redirected.
+// program was loaded. Every frame the program sees is counted once in
+// Redirected, Passed or Dropped; NoSocket and NotProbe break Passed down
+// further, and MetaFailed is a subset of Redirected.
 type SteerStats struct {
 	// Redirected frames got XDP_REDIRECT toward the AF_XDP socket registered
 	// for their RX queue. The socket can still drop them (RX ring full, FILL
@@ -102,6 +102,17 @@ type SteerStats struct {
 	// bpf_xdp_adjust_meta failed (driver without metadata support, or no
 	// headroom).
 	MetaFailed uint64
+	// Dropped live probe-flow frames got XDP_DROP on purpose: the share
+	// Steering.SetDropPercent asked for, to emulate loss.
+	Dropped uint64
+}
+
+// validDropPercent checks a drop share for SetDropPercent.
+func validDropPercent(p int) error {
+	if p < 0 || p > 100 {
+		return fmt.Errorf("invalid drop percentage %d: want 0 to 100", p)
+	}
+	return nil
 }
 
 // Metadata the steering program writes in front of every redirected frame:

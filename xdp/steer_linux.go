@@ -283,6 +283,41 @@ func (s *Steering) Unregister(queue int) error {
 	return nil
 }
 
+// SetDropPercent makes the program drop p percent (0 to 100; 0 turns it
+// off) of the frames of live probe flows, chosen at random
+// (bpf_get_prandom_u32), before they are redirected; SteerStats.Dropped
+// counts them. It emulates loss where nftables cannot: XDP runs before
+// netfilter, and AF_XDP transmission skips it. Other traffic is never
+// dropped.
+func (s *Steering) SetDropPercent(p int) error {
+	if err := validDropPercent(p); err != nil {
+		return fmt.Errorf("set steering drop share: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.program == nil {
+		return fmt.Errorf("set steering drop share: %w", errSteeringClosed)
+	}
+	if err := s.maps.Config.Put(uint32(0), bpf.SteerSettings{DropPct: uint32(p)}); err != nil {
+		return fmt.Errorf("set steering drop share to %d%%: %w", p, err)
+	}
+	return nil
+}
+
+// DropPercent returns the share of live probe-flow frames the program drops.
+func (s *Steering) DropPercent() (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.program == nil {
+		return 0, fmt.Errorf("read steering drop share: %w", errSteeringClosed)
+	}
+	var set bpf.SteerSettings
+	if err := s.maps.Config.Lookup(uint32(0), &set); err != nil {
+		return 0, fmt.Errorf("read steering drop share: %w", err)
+	}
+	return int(set.DropPct), nil
+}
+
 // Stats returns the program's counters summed over all CPUs.
 func (s *Steering) Stats() (SteerStats, error) {
 	s.mu.Lock()
@@ -301,6 +336,7 @@ func (s *Steering) Stats() (SteerStats, error) {
 		sum.NoSocket += c.NoSocket
 		sum.NotProbe += c.NotProbe
 		sum.MetaFailed += c.MetaFailed
+		sum.Dropped += c.Dropped
 	}
 	return sum, nil
 }

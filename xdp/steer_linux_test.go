@@ -236,6 +236,8 @@ func steerCheckMisuse(t *testing.T, s *Steering) {
 		{"not an af_xdp socket", s.Register(0, udp), fmt.Sprintf("register af_xdp socket fd %d for queue 0: ", udp)},
 		{"unregister out of range", s.Unregister(300), "queue 300 out of range"},
 		{"icmp flow", s.AddFlow(Flow{Proto: syscall.IPPROTO_ICMP, DstPort: 7}), "protocol must be UDP (17) or TCP (6)"},
+		{"negative drop share", s.SetDropPercent(-1), "invalid drop percentage -1: want 0 to 100"},
+		{"drop share above 100", s.SetDropPercent(101), "invalid drop percentage 101: want 0 to 100"},
 	} {
 		if tt.err == nil || !strings.Contains(tt.err.Error(), tt.want) {
 			t.Errorf("%s: error %v, want one containing %q", tt.name, tt.err, tt.want)
@@ -247,11 +249,125 @@ func steerCheckMisuse(t *testing.T, s *Steering) {
 	if err := s.RemoveFlow(Flow{Proto: syscall.IPPROTO_TCP, DstPort: 9}); err != nil {
 		t.Errorf("RemoveFlow of an absent flow: %v", err)
 	}
+	if p, err := s.DropPercent(); err != nil || p != 0 {
+		t.Errorf("DropPercent of a fresh program: %d, %v; want 0", p, err)
+	}
 	st, err := s.Stats()
 	if err != nil {
 		t.Errorf("Stats: %v", err)
 	}
 	t.Logf("fresh program stats %+v", st)
+}
+
+// TestSteeringDrop checks the emulated loss: the share set with
+// SetDropPercent of live probe-flow frames is dropped and counted, nothing
+// else is touched.
+func TestSteeringDrop(t *testing.T) {
+	b := newSteerBed(t)
+	const probePort, otherPort = 4100, 4101
+	s, err := AttachSteering(SteerOptions{Ifindex: b.hostIdx, Mode: SteerModeDriver})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	xsk := newSteerXSK(t, b.hostIdx)
+	if err := s.Register(0, xsk.fd); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddFlow(Flow{Proto: syscall.IPPROTO_UDP, DstPort: probePort}); err != nil {
+		t.Fatal(err)
+	}
+	host, hostOther := steerUDPSocket(t, false, probePort), steerUDPSocket(t, false, otherPort)
+	var peer int
+	b.in(t, b.peer, func() { peer = steerUDPSocket(t, false, 0) })
+	send := func(p []byte, port int) {
+		t.Helper()
+		if err := unix.Sendto(peer, p, 0, steerSockaddr(steerHostAddr4, port)); err != nil {
+			t.Fatalf("send to port %d: %v", port, err)
+		}
+	}
+	stats := func() SteerStats {
+		t.Helper()
+		st, err := s.Stats()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+
+	// 100%: every probe dropped and counted; other traffic untouched.
+	if err := s.SetDropPercent(100); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := s.DropPercent(); err != nil || p != 100 {
+		t.Fatalf("DropPercent after SetDropPercent(100): %d, %v", p, err)
+	}
+	for i := range 5 {
+		send(steerProbe(uint64(i)), probePort)
+	}
+	plain := []byte("not a probe, just udp")
+	send(plain, probePort)
+	steerRecvKernel(t, host, plain, "non-probe to a live flow while dropping")
+	other := steerProbe(9)
+	send(other, otherPort)
+	steerRecvKernel(t, hostOther, other, "probe to another port while dropping")
+	if f, _, ok := xsk.receive(50 * time.Millisecond); ok {
+		t.Errorf("frame reached the AF_XDP socket at 100%% drop: %x", f)
+	}
+	if st := stats(); st.Dropped != 5 || st.Redirected != 0 || st.NotProbe != 1 {
+		t.Errorf("stats after 5 probes at 100%% drop: %+v, want Dropped 5, Redirected 0, NotProbe 1", st)
+	}
+
+	// 50%: every probe is either redirected or dropped, never both; the
+	// share is random, so only check that both happen.
+	if err := s.SetDropPercent(50); err != nil {
+		t.Fatal(err)
+	}
+	const n = 60
+	received := 0
+	for i := range n {
+		before := stats()
+		send(steerProbe(uint64(100+i)), probePort)
+		deadline := time.Now().Add(2 * time.Second)
+		for {
+			if _, _, ok := xsk.receive(time.Millisecond); ok {
+				received++
+				break
+			}
+			if stats().Dropped > before.Dropped {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("probe %d neither arrived nor was counted dropped", i)
+			}
+		}
+	}
+	st := stats()
+	dropped := int(st.Dropped - 5)
+	if received+dropped != n || received == 0 || dropped == 0 || int(st.Redirected) != received {
+		t.Errorf("at 50%%: %d received, %d dropped of %d (stats %+v)", received, dropped, n, st)
+	}
+	t.Logf("at 50%%: %d of %d dropped", dropped, n)
+
+	// 0%: off again.
+	if err := s.SetDropPercent(0); err != nil {
+		t.Fatal(err)
+	}
+	before := stats()
+	probe := steerProbe(1000)
+	send(probe, probePort)
+	if f, _, ok := xsk.receive(2 * time.Second); !ok || len(f) == 0 {
+		t.Error("probe did not arrive with the drop share back at 0")
+	}
+	if st := stats(); st.Dropped != before.Dropped {
+		t.Errorf("dropped %d frames at 0%%", st.Dropped-before.Dropped)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetDropPercent(10); err == nil || !strings.Contains(err.Error(), "closed") {
+		t.Errorf("SetDropPercent after Close: %v, want a closed error", err)
+	}
 }
 
 func TestAttachSteeringFallbackAndErrors(t *testing.T) {

@@ -26,4 +26,6 @@ func (*Steering) RemoveFlow(Flow) error              { return errSteeringUnsuppo
 func (*Steering) Register(queue, xskFD int) error    { return errSteeringUnsupported }
 func (*Steering) Unregister(queue int) error         { return errSteeringUnsupported }
 func (*Steering) Stats() (SteerStats, error)         { return SteerStats{}, errSteeringUnsupported }
+func (*Steering) SetDropPercent(p int) error         { return errSteeringUnsupported }
+func (*Steering) DropPercent() (int, error)          { return 0, errSteeringUnsupported }
 func (*Steering) Close() error                       { return nil }

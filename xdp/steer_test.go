@@ -103,3 +103,14 @@ func TestXDPProgramAttachedErrorMessage(t *testing.T) {
 		t.Errorf("error %q", multi.Error())
 	}
 }
+
+func TestValidDropPercent(t *testing.T) {
+	for _, tt := range []struct {
+		p  int
+		ok bool
+	}{{-1, false}, {0, true}, {10, true}, {100, true}, {101, false}} {
+		if err := validDropPercent(tt.p); (err == nil) != tt.ok {
+			t.Errorf("validDropPercent(%d) = %v, want ok %v", tt.p, err, tt.ok)
+		}
+	}
+}

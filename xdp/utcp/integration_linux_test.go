@@ -1,4 +1,4 @@
-package utcp
+package utcp_test
 
 import (
 	"bufio"
@@ -25,6 +25,7 @@ import (
 	"github.com/stackgap/stackgap/bench"
 	"github.com/stackgap/stackgap/xdp"
 	"github.com/stackgap/stackgap/xdp/frame"
+	"github.com/stackgap/stackgap/xdp/utcp"
 )
 
 var (
@@ -165,9 +166,9 @@ type captured struct {
 func optionLayout(opts []byte) string {
 	var parts []string
 	for len(opts) > 0 {
-		if opts[0] <= optNOP {
+		if opts[0] <= 1 { // End, NOP
 			parts = append(parts, strconv.Itoa(int(opts[0])))
-			if opts[0] == optEnd {
+			if opts[0] == 0 {
 				break
 			}
 			opts = opts[1:]
@@ -286,26 +287,26 @@ func echoServer(l net.Listener, errs chan<- error) {
 type xskConn struct {
 	t     *testing.T
 	sock  *xdp.Socket
-	e     *Endpoint
+	e     *utcp.Endpoint
 	hdr   frame.Header
 	start time.Time
 	descs [64]xdp.Desc
 	comps [64]xdp.Completion
-	emit  func(Segment) error
+	emit  func(utcp.Segment) error
 	ours  []captured // every segment we sent
 }
 
 func (x *xskConn) now() int64 { return int64(time.Since(x.start)) + int64(time.Hour) }
 
-func newXSKConn(t *testing.T, sock *xdp.Socket, e *Endpoint, hdr frame.Header) *xskConn {
+func newXSKConn(t *testing.T, sock *xdp.Socket, e *utcp.Endpoint, hdr frame.Header) *xskConn {
 	x := &xskConn{t: t, sock: sock, e: e, hdr: hdr, start: time.Now()}
 	capacity := int(sock.Info().FrameCapacity)
-	x.emit = func(seg Segment) error {
+	x.emit = func(seg utcp.Segment) error {
 		addr, ok := x.sock.AllocFrame()
 		if !ok {
 			return errors.New("no free umem frame")
 		}
-		n, err := BuildFrame(x.sock.Frame(addr, capacity), &x.hdr, seg)
+		n, err := utcp.BuildFrame(x.sock.Frame(addr, capacity), &x.hdr, seg)
 		if err != nil {
 			x.sock.FreeFrame(addr)
 			return err
@@ -348,7 +349,7 @@ func (x *xskConn) step(wait time.Duration) {
 		// A kernel sender on veth leaves the TCP checksum to an offload that never runs.
 		p, err := frame.ParseUnverified(x.sock.Frame(d.Addr, int(d.Len)))
 		if err == nil {
-			if seg, ok := FromPacket(&p); ok {
+			if seg, ok := utcp.FromPacket(&p); ok {
 				x.e.Input(seg, x.now())
 			}
 		}
@@ -440,13 +441,13 @@ func TestKernelPeer(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	e, err := NewClient(Config{Local: netip.AddrPortFrom(hostIP, localPort), Remote: netip.AddrPortFrom(peerIP, serverPort)})
+	e, err := utcp.NewClient(utcp.Config{Local: netip.AddrPortFrom(hostIP, localPort), Remote: netip.AddrPortFrom(peerIP, serverPort)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	x := newXSKConn(t, sock, e, frame.Header{SrcMAC: b.hostMAC, DstMAC: b.peerMAC, IPv4ID: uint16(rand.Uint32())})
 	x.until("established", 5*time.Second, e.Established)
-	t.Logf("connected: srtt %v rto %v, peer window scale %d, mss %d", time.Duration(e.SRTT()), time.Duration(e.RTO()), e.sndScale, e.sndMSS)
+	t.Logf("connected: srtt %v rto %v, peer window scale %d, mss %d", time.Duration(e.SRTT()), time.Duration(e.RTO()), e.PeerWindowScale(), e.SendMSS())
 
 	compareSizes := []int{18, 100, 1000, 1448, 1460}
 	const count = 1000
@@ -456,7 +457,7 @@ func TestKernelPeer(t *testing.T) {
 		if i < len(compareSizes) {
 			size = compareSizes[i]
 		}
-		req := probe(size, uint64(i))
+		req := utcp.Probe(size, uint64(i))
 		if err := e.Send(req); err != nil {
 			t.Fatalf("probe %d: send: %v", i, err)
 		}
@@ -479,7 +480,7 @@ func TestKernelPeer(t *testing.T) {
 		}
 	}
 	e.Close()
-	x.until("closed", 5*time.Second, func() bool { return e.State() == StateTimeWait || e.State() == StateClosed })
+	x.until("closed", 5*time.Second, func() bool { return e.State() == utcp.StateTimeWait || e.State() == utcp.StateClosed })
 	if err := <-serverErrs; err != nil {
 		t.Errorf("kernel server: %v", err)
 	}
@@ -497,7 +498,7 @@ func TestKernelPeer(t *testing.T) {
 	}
 	kernelPort := uint16(kc.LocalAddr().(*net.TCPAddr).Port)
 	for i, size := range compareSizes {
-		req := probe(size, uint64(i))
+		req := utcp.Probe(size, uint64(i))
 		if _, err := kc.Write(req); err != nil {
 			t.Fatal(err)
 		}
@@ -540,7 +541,7 @@ func TestKernelPeer(t *testing.T) {
 		t.Fatalf("captured %d kernel and %d endpoint segments", len(kernel), len(seen))
 	}
 	t.Logf("SYN: kernel %d-byte header [%s], ours %d-byte header [%s]", kernel[0].hdrLen, kernel[0].layout, seen[0].hdrLen, seen[0].layout)
-	if kernel[0].flags != flagSYN || seen[0].flags != flagSYN || kernel[0].hdrLen != seen[0].hdrLen || kernel[0].layout != seen[0].layout || kernel[0].frameSize != seen[0].frameSize {
+	if kernel[0].flags != frame.TCPSyn || seen[0].flags != frame.TCPSyn || kernel[0].hdrLen != seen[0].hdrLen || kernel[0].layout != seen[0].layout || kernel[0].frameSize != seen[0].frameSize {
 		t.Errorf("SYN differs: kernel %+v, ours %+v", kernel[0], seen[0])
 	}
 	data := func(cs []captured) []captured {
