@@ -107,8 +107,8 @@ func demoCmd(args []string) error {
 		if ctx.Err() != nil {
 			break
 		}
-		fmt.Printf("\n== kernel path, UDP and TCP over %s ==\n", fam.name)
-		run := exec.Command(self, "run", "--peer", fam.peer, "--path", "kernel", "--transport", "udp,tcp",
+		fmt.Printf("\n== kernel and AF_XDP paths, UDP and TCP over %s ==\n", fam.name)
+		run := exec.Command(self, "run", "--peer", fam.peer, "--path", "kernel,xdp", "--transport", "udp,tcp",
 			"--duration", duration.String(), "--size", strconv.Itoa(*size), "--wait", *wait,
 			"--cpu", strconv.Itoa(senderCPU), "--reflector-cpu", strconv.Itoa(reflectorCPU),
 			"--out", filepath.Join(dir, fam.name))

@@ -687,8 +687,18 @@ func TestDemo(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(r.Phases) != 2 || r.Phases[0].Counters.Received == 0 || r.Phases[1].Counters.Received == 0 {
-			t.Errorf("%s: unexpected phases %+v", fam, r.Phases)
+		var got []string
+		for _, p := range r.Phases {
+			got = append(got, p.Path+"/"+p.Transport)
+			if p.Counters.Received == 0 || p.Counters.Lost != 0 {
+				t.Errorf("%s: phase %d counters %+v", fam, p.Index, p.Counters)
+			}
+		}
+		if strings.Join(got, ",") != "kernel/udp,xdp/udp,kernel/tcp,xdp/tcp" {
+			t.Errorf("%s: phases %v", fam, got)
+		}
+		if len(r.Gaps) != 4 {
+			t.Errorf("%s: %d gap rows, want 4 (udp, tcp × rtt, rtt_minus_residence)", fam, len(r.Gaps))
 		}
 	}
 }
@@ -896,5 +906,37 @@ func udpExchange(t *testing.T, tb *testbed.Testbed) {
 	pc := dialProbe(t, tb, 9999)
 	if got := pc.exchange(t, []byte("hello")); string(got) != "hello" {
 		t.Fatalf("UDP through the interfaces: got %q", got)
+	}
+}
+
+// TestXDPLoss: the reflector's XDP program drops a share of the probe frames
+// (nftables cannot: XDP runs first). UDP loss equals the program's drop
+// counter exactly; TCP retransmits and still delivers every probe.
+func TestXDPLoss(t *testing.T) {
+	tb := newTestbed(t)
+	startReflector(t, tb, "--xdp-drop", "10")
+	load := func(transport, timeout string) results.Counters {
+		out := filepath.Join(t.TempDir(), transport)
+		// TCP recovers a dropped segment after an RTO of at least 200 ms
+		// (doubling when a retransmission is dropped too): a probe is late,
+		// not lost, so it gets a long timeout. A lost UDP probe waits its
+		// whole timeout: a short one keeps the test quick.
+		mustRun(t, tb, "run", "--peer", tb.AddrB4.String(), "--path", "xdp", "--transport", transport, "--count", "300",
+			"--warmup", "20", "--timeout", timeout, "--inflight", "4", "--out", out)
+		r, err := results.Load(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.Phases[0].Counters
+	}
+	udp, tcp := load("udp", "100ms"), load("tcp", "10s")
+	if lost, dropped := udp.Lost+udp.WarmupLost, udp.Reflector["steer_dropped"]; lost != dropped || dropped == 0 {
+		t.Errorf("udp: %d probes lost, the XDP program dropped %d", lost, dropped)
+	}
+	if tcp.Received != 300 || tcp.Lost != 0 {
+		t.Errorf("tcp: counters %+v, want every probe delivered", tcp)
+	}
+	if tcp.Reflector["steer_dropped"] == 0 || tcp.Other["tcp_retransmits"]+tcp.Reflector["tcp_retransmits"] == 0 {
+		t.Errorf("tcp: dropped %d, retransmits sender %d reflector %d", tcp.Reflector["steer_dropped"], tcp.Other["tcp_retransmits"], tcp.Reflector["tcp_retransmits"])
 	}
 }

@@ -26,6 +26,7 @@ type XDPFlags struct {
 	Mode       string
 	Steer      string
 	HardwareRX bool
+	Drop       int
 }
 
 // Register adds the flags to fs.
@@ -34,6 +35,7 @@ func (f *XDPFlags) Register(fs *flag.FlagSet) {
 	fs.StringVar(&f.Mode, "xdp-mode", "auto", "AF_XDP path: socket mode auto (zero-copy, else copy), copy or zerocopy")
 	fs.StringVar(&f.Steer, "xdp-steer", "auto", "AF_XDP path: XDP attach mode auto (driver, else generic), driver or generic")
 	fs.BoolVar(&f.HardwareRX, "xdp-hw-rx", false, "AF_XDP path: load a device-bound program that reads NIC RX timestamps")
+	fs.IntVar(&f.Drop, "xdp-drop", 0, "AF_XDP path: drop this `percent` of probe-flow frames in the XDP program (fault injection: nftables cannot drop AF_XDP traffic)")
 }
 
 // Options validates the flags and returns the AF_XDP path's options.
@@ -50,7 +52,10 @@ func (f *XDPFlags) Options() (xdp.PathOptions, error) {
 	if f.Queue < 0 {
 		return xdp.PathOptions{}, fmt.Errorf("--queue: invalid queue id %d", f.Queue)
 	}
-	return xdp.PathOptions{Queue: f.Queue, Mode: mode, SteerMode: f.Steer, HardwareRX: f.HardwareRX}, nil
+	if f.Drop < 0 || f.Drop > 100 {
+		return xdp.PathOptions{}, fmt.Errorf("--xdp-drop: invalid share %d%% (0 to 100)", f.Drop)
+	}
+	return xdp.PathOptions{Queue: f.Queue, Mode: mode, SteerMode: f.Steer, HardwareRX: f.HardwareRX, DropPercent: f.Drop}, nil
 }
 
 func interfaceIndex(name string) (int, error) {
