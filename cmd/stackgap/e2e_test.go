@@ -28,6 +28,7 @@ import (
 	"github.com/stackgap/stackgap/internal/testbed"
 	"github.com/stackgap/stackgap/internal/testutil"
 	"github.com/stackgap/stackgap/results"
+	"github.com/stackgap/stackgap/xdp"
 )
 
 const testPrefix = "sge2e"
@@ -769,7 +770,7 @@ func TestKernelAndXDPAlternate(t *testing.T) {
 	} {
 		t.Run(fam.name, func(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "run")
-			mustRun(t, tb, "run", "--peer", fam.peer, "--path", "kernel,xdp", "--transport", "udp", "--rounds", "2",
+			mustRun(t, tb, "run", "--peer", fam.peer, "--path", "kernel,xdp", "--transport", "udp,tcp", "--rounds", "2",
 				"--count", "1000", "--warmup", "100", "--wait", "spin", "--out", out)
 			r, err := results.Load(out)
 			if err != nil {
@@ -777,7 +778,7 @@ func TestKernelAndXDPAlternate(t *testing.T) {
 			}
 			var order []string
 			for _, p := range r.Phases {
-				order = append(order, p.Path)
+				order = append(order, p.Path+"/"+p.Transport)
 				c := p.Counters
 				if c.Sent != 1000 || c.Received != 1000 || c.Lost != 0 || c.Duplicated != 0 {
 					t.Errorf("phase %d (%s): counters %+v", p.Index, p.Path, c)
@@ -797,11 +798,17 @@ func TestKernelAndXDPAlternate(t *testing.T) {
 					}
 				}
 			}
-			if strings.Join(order, ",") != "kernel,xdp,kernel,xdp" {
+			if strings.Join(order, ",") != "kernel/udp,xdp/udp,kernel/tcp,xdp/tcp,kernel/udp,xdp/udp,kernel/tcp,xdp/tcp" {
 				t.Errorf("phase order %v, want alternating", order)
 			}
-			if len(r.Gaps) == 0 || r.Gaps[0].Base.Count != 1000 || r.Gaps[0].Other.Count != 1000 {
-				t.Errorf("gap table %+v", r.Gaps)
+			if len(r.Gaps) != 4 {
+				t.Errorf("gap table has %d rows, want 4", len(r.Gaps))
+			}
+			for _, g := range r.Gaps {
+				// Two rounds of 1000 probes, half of them unstamped.
+				if g.Base.Count != 1000 || g.Other.Count != 1000 {
+					t.Errorf("gap %s %s: counts %d/%d, want 1000/1000", g.Transport, g.Series, g.Base.Count, g.Other.Count)
+				}
 			}
 			if ids := xdpAttached(t, tb); ids != [2]uint32{} {
 				t.Errorf("XDP programs left attached: %v", ids)
@@ -939,4 +946,51 @@ func TestXDPLoss(t *testing.T) {
 	if tcp.Reflector["steer_dropped"] == 0 || tcp.Other["tcp_retransmits"]+tcp.Reflector["tcp_retransmits"] == 0 {
 		t.Errorf("tcp: dropped %d, retransmits sender %d reflector %d", tcp.Reflector["steer_dropped"], tcp.Other["tcp_retransmits"], tcp.Reflector["tcp_retransmits"])
 	}
+}
+
+// TestXDPBadInput: what the AF_XDP path cannot do here fails with one clear
+// line and leaves no program attached; another program is never displaced.
+func TestXDPBadInput(t *testing.T) {
+	tb := newTestbed(t)
+	startReflector(t, tb)
+	peer := tb.AddrB4.String()
+	for _, tt := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"zero-copy on veth", []string{"--xdp-mode", "zerocopy"}, "zero-copy not supported"},
+		{"queue out of range", []string{"--queue", "5"}, "queue 5"},
+		{"probe above the MTU", []string{"--size", "1500"}, "MTU"},
+		{"bad xdp mode", []string{"--xdp-mode", "turbo"}, "--xdp-mode"},
+		{"bad drop share", []string{"--xdp-drop", "101"}, "--xdp-drop"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			o := run(t, tb, append([]string{"run", "--peer", peer, "--path", "xdp", "--transport", "udp", "--count", "10", "--out", t.TempDir()}, tt.args...)...)
+			if o.code == 0 || !strings.Contains(o.stderr, tt.want) || strings.Count(strings.TrimSpace(o.stderr), "\n") > 1 {
+				t.Errorf("exit %d, stderr %q; want a failure saying %q", o.code, o.stderr, tt.want)
+			}
+			if ids := xdpAttached(t, tb); ids != [2]uint32{} {
+				t.Errorf("XDP programs left attached: %v", ids)
+			}
+		})
+	}
+	t.Run("another program attached", func(t *testing.T) {
+		var foreign *xdp.Steering
+		if err := tb.Do(testbed.A, func() (err error) {
+			foreign, err = xdp.AttachSteering(xdp.SteerOptions{Ifindex: tb.IfindexA, Mode: xdp.SteerModeDriver})
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		defer foreign.Close()
+		id := xdpAttached(t, tb)[0]
+		o := run(t, tb, "run", "--peer", peer, "--path", "xdp", "--transport", "udp", "--count", "10", "--out", t.TempDir())
+		if o.code == 0 || !strings.Contains(o.stderr, fmt.Sprintf("program id %d", id)) || !strings.Contains(o.stderr, "never detaches") {
+			t.Errorf("exit %d, stderr %q; want a refusal naming program %d", o.code, o.stderr, id)
+		}
+		if got := xdpAttached(t, tb)[0]; got != id {
+			t.Errorf("the other program was displaced: id %d, want %d", got, id)
+		}
+	})
 }

@@ -135,9 +135,11 @@ func runCmd(args []string) error {
 	if dir == "" {
 		dir = filepath.Join("stackgap-results", "run-"+time.Now().Format("20060102-150405"))
 	}
+	_, statErr := os.Stat(dir)
 	if err := prepareOutDir(dir); err != nil {
 		return err
 	}
+	createdDir := os.IsNotExist(statErr)
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -148,7 +150,11 @@ func runCmd(args []string) error {
 	}
 	started := time.Now()
 	rd, runErr := bench.Run(ctx, o, all, progress)
-	if rd == nil {
+	if rd == nil || (len(rd.Phases) == 0 && runErr != nil) {
+		// Nothing was measured: leave no empty result behind.
+		if createdDir {
+			os.Remove(dir)
+		}
 		return runErr
 	}
 	res, series := buildResult(o, xdpOpts, rd, started, dir)
