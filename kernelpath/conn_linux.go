@@ -1,6 +1,7 @@
 package kernelpath
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -29,7 +30,12 @@ type Conn struct {
 	family    int
 	spin      bool
 	connected bool // the socket has a fixed peer (Dial, or TCP Accept)
-	errQueue  bool // TxStamps has to read the error queue
+	errQueue  bool // the error queue can hold entries (timestamping, or IP_RECVERR)
+	stamping  bool // stamped sends ask for TX stamps (Timestamping)
+	// keyBySend: stamped UDP sends set their stamp key to the Send index with
+	// SCM_TS_OPT_ID; cleared when the kernel refuses that (before 6.13).
+	keyBySend bool
+	clock     wallClock
 	local     netip.AddrPort
 	remote    netip.AddrPort // fixed peer, when connected
 
@@ -41,7 +47,8 @@ type Conn struct {
 
 	rxControl  [controlBufferSize]byte
 	errControl [controlBufferSize]byte
-	control    controlInfo // scratch for parseControl
+	txControl  [txControlSize]byte // SO_TIMESTAMPING (and SCM_TS_OPT_ID) of stamped sends
+	control    controlInfo         // scratch for parseControl
 
 	// TCP only.
 	framer *streamFramer
@@ -50,7 +57,8 @@ type Conn struct {
 	broken error // sticky: a send failed part-way, the stream is out of step
 
 	sends   uint64          // successful Send calls; the next send's index
-	txNext  [txKinds]uint64 // per kind: the index after the last stamp seen
+	stamped stampedLog      // Send indexes of the stamped sends
+	txNext  [txKinds]uint64 // per kind: the stamped-send ordinal after the last stamp seen
 	icmpDup int             // ICMP errors already reported from the socket error
 	stats   Stats
 }
@@ -63,6 +71,13 @@ func newConn(fd, family int, o Options, connected bool) *Conn {
 		spin:      o.Wait == bench.WaitSpin,
 		connected: connected,
 		errQueue:  o.Timestamping,
+		stamping:  o.Timestamping,
+		keyBySend: o.Transport == UDP && scmTsOptID != 0,
+		clock:     newWallClock(),
+	}
+	if o.Timestamping {
+		putControlU32(c.txControl[:], unix.SOL_SOCKET, unix.SO_TIMESTAMPING, uint32(txTimestampingFlags(o)))
+		putControlU32(c.txControl[txKeyMessage:], unix.SOL_SOCKET, scmTsOptID, 0)
 	}
 	if o.Transport == TCP {
 		c.framer = newStreamFramer(framerBufferSize)
@@ -112,54 +127,125 @@ func (c *Conn) Close() error {
 	return nil
 }
 
-// Send transmits one probe and returns CLOCK_REALTIME read right before the
-// send system call. UDP sends one datagram (to the connected peer, or for a
+// Send transmits one probe asking for its TX stamps: SendStamped(probe, true).
+func (c *Conn) Send(probe []byte) (int64, error) { return c.SendStamped(probe, true) }
+
+var _ bench.SelectiveStamper = (*Conn)(nil)
+
+// SendStamped transmits one probe and returns CLOCK_REALTIME read right before
+// the send system call. UDP sends one datagram (to the connected peer, or for a
 // reflector to the source of the last datagram received); TCP writes the whole
 // probe, looping on partial writes.
-func (c *Conn) Send(probe []byte) (int64, error) {
+//
+// With stamp set and Timestamping on, the send asks for its TX stamps with a
+// SO_TIMESTAMPING control message (sendmsg) and TxStamps reports them later;
+// otherwise it is a plain sendto that leaves nothing on the error queue and
+// whose index no stamp will ever name.
+func (c *Conn) SendStamped(probe []byte, stamp bool) (int64, error) {
 	if len(probe) == 0 {
 		return 0, errors.New("send: empty probe")
 	}
+	stamp = stamp && c.stamping
 	if c.framer != nil {
-		return c.sendStream(probe)
+		return c.sendStream(probe, stamp)
 	}
 	if !c.connected && c.peerLen == 0 {
 		return 0, errors.New("send: no peer yet (nothing received on this socket)")
 	}
 	for {
 		var errno unix.Errno
-		userTx := wallNanos()
-		if c.connected {
-			_, _, errno = unix.Syscall6(unix.SYS_SENDTO, uintptr(c.fd),
-				uintptr(unsafe.Pointer(&probe[0])), uintptr(len(probe)), 0, 0, 0)
+		userTx := c.clock.now()
+		call := "sendto"
+		if stamp {
+			call = "sendmsg"
+			control := c.txControl[:txKeyMessage]
+			if c.keyBySend {
+				binary.NativeEndian.PutUint32(c.txControl[txKeyMessage+cmsgHeaderLen:], uint32(c.sends))
+				control = c.txControl[:]
+			}
+			_, errno = c.sendmsg(probe, 0, control)
 		} else {
-			_, _, errno = unix.Syscall6(unix.SYS_SENDTO, uintptr(c.fd),
-				uintptr(unsafe.Pointer(&probe[0])), uintptr(len(probe)), 0,
-				uintptr(unsafe.Pointer(&c.peer[0])), uintptr(c.peerLen))
+			_, errno = c.sendto(probe, 0)
 		}
 		switch errno {
 		case 0:
+			if stamp {
+				c.stamped.record(c.sends)
+				c.stats.StampedSends++
+			}
 			c.sends++
 			c.stats.Sends++
 			return userTx, nil
 		case unix.EINTR:
 			continue
+		case unix.EINVAL:
+			if stamp && c.keyBySend {
+				// No SCM_TS_OPT_ID here (before 6.13): the kernel numbers
+				// the stamped sends; nothing has used its counter yet.
+				c.keyBySend = false
+				continue
+			}
+		case unix.ENOBUFS, unix.EPERM:
+			if stamp && !c.keyBySend {
+				// The packet was built, so the kernel's key counter moved on.
+				c.stamped.record(noSend)
+			}
 		}
-		return 0, c.opError("send", "sendto", errno)
+		return 0, c.opError("send", call, errno)
 	}
 }
 
-func (c *Conn) sendStream(probe []byte) (int64, error) {
+// sendto makes one sendto call of p, to the connected peer or the last source.
+func (c *Conn) sendto(p []byte, flags int) (int, unix.Errno) {
+	var n uintptr
+	var errno unix.Errno
+	if c.connected {
+		n, _, errno = unix.RawSyscall6(unix.SYS_SENDTO, uintptr(c.fd),
+			uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)), uintptr(flags), 0, 0)
+	} else {
+		n, _, errno = unix.RawSyscall6(unix.SYS_SENDTO, uintptr(c.fd),
+			uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)), uintptr(flags),
+			uintptr(unsafe.Pointer(&c.peer[0])), uintptr(c.peerLen))
+	}
+	return int(n), errno
+}
+
+// sendmsg makes one sendmsg call of p with the control messages in control.
+func (c *Conn) sendmsg(p []byte, flags int, control []byte) (int, unix.Errno) {
+	iov := unix.Iovec{Base: &p[0]}
+	iov.SetLen(len(p))
+	msg := unix.Msghdr{Iov: &iov, Control: &control[0]}
+	msg.SetIovlen(1)
+	msg.SetControllen(len(control))
+	if !c.connected {
+		msg.Name = &c.peer[0]
+		msg.Namelen = c.peerLen
+	}
+	n, _, errno := unix.RawSyscall(unix.SYS_SENDMSG, uintptr(c.fd), uintptr(unsafe.Pointer(&msg)), uintptr(flags))
+	return int(n), errno
+}
+
+func (c *Conn) sendStream(probe []byte, stamp bool) (int64, error) {
 	if c.broken != nil {
 		return 0, c.broken
 	}
-	userTx := wallNanos()
+	call := "sendto"
+	if stamp {
+		call = "sendmsg"
+	}
+	userTx := c.clock.now()
 	for off := 0; off < len(probe); {
-		n, _, errno := unix.Syscall6(unix.SYS_SENDTO, uintptr(c.fd),
-			uintptr(unsafe.Pointer(&probe[off])), uintptr(len(probe)-off), unix.MSG_NOSIGNAL, 0, 0)
+		var n int
+		var errno unix.Errno
+		if stamp {
+			// Every piece asks: the stamp of the piece with the last byte counts.
+			n, errno = c.sendmsg(probe[off:], unix.MSG_NOSIGNAL, c.txControl[:txKeyMessage])
+		} else {
+			n, errno = c.sendto(probe[off:], unix.MSG_NOSIGNAL)
+		}
 		switch errno {
 		case 0:
-			off += int(n)
+			off += n
 			if off < len(probe) {
 				c.stats.PartialWrites++
 			}
@@ -167,7 +253,7 @@ func (c *Conn) sendStream(probe []byte) (int64, error) {
 		case unix.EINTR:
 			continue
 		}
-		err := c.opError("send", "sendto", errno)
+		err := c.opError("send", call, errno)
 		if off > 0 {
 			c.broken = fmt.Errorf("%w (after %d of %d bytes: the stream is out of step)", err, off, len(probe))
 			return 0, c.broken
@@ -175,6 +261,10 @@ func (c *Conn) sendStream(probe []byte) (int64, error) {
 		return 0, err
 	}
 	c.log.record(len(probe))
+	if stamp {
+		c.stamped.record(c.sends)
+		c.stats.StampedSends++
+	}
 	c.sends++
 	c.stats.Sends++
 	return userTx, nil
@@ -196,7 +286,9 @@ func (c *Conn) opError(op, syscall string, errno unix.Errno) error {
 
 // recvmsg makes one recvmsg call into p (may be empty) with control buffer
 // oob, writing the source address into c.from when withName is set.
-// Non-blocking calls skip the scheduler hand-off of a blocking system call.
+// Every call, blocking ones too, is a raw system call that keeps the P (see
+// the package documentation); a blocking one returns within the SO_RCVTIMEO
+// tick or with EINTR.
 func (c *Conn) recvmsg(p, oob []byte, flags int, withName bool) (n, oobn int, msgFlags int32, nameLen uint32, errno unix.Errno) {
 	var iov unix.Iovec
 	var msg unix.Msghdr
@@ -212,12 +304,7 @@ func (c *Conn) recvmsg(p, oob []byte, flags int, withName bool) (n, oobn int, ms
 	}
 	msg.Control = &oob[0]
 	msg.SetControllen(len(oob))
-	var r uintptr
-	if flags&unix.MSG_DONTWAIT != 0 {
-		r, _, errno = unix.RawSyscall(unix.SYS_RECVMSG, uintptr(c.fd), uintptr(unsafe.Pointer(&msg)), uintptr(flags))
-	} else {
-		r, _, errno = unix.Syscall(unix.SYS_RECVMSG, uintptr(c.fd), uintptr(unsafe.Pointer(&msg)), uintptr(flags))
-	}
+	r, _, errno := unix.RawSyscall(unix.SYS_RECVMSG, uintptr(c.fd), uintptr(unsafe.Pointer(&msg)), uintptr(flags))
 	if errno != 0 {
 		return 0, 0, 0, 0, errno
 	}
@@ -246,7 +333,7 @@ func (c *Conn) Recv(buf []byte, deadline time.Time) (int, bench.RxStamps, error)
 // firstFlags picks the flags of the first receive attempt: non-blocking when
 // spinning or when the deadline has already passed.
 func (c *Conn) firstFlags(deadline int64) int {
-	if c.spin || (deadline != 0 && wallNanos() >= deadline) {
+	if c.spin || (deadline != 0 && c.clock.now() >= deadline) {
 		return unix.MSG_DONTWAIT
 	}
 	return 0
@@ -263,7 +350,7 @@ func (c *Conn) expired(dl int64, misses *int) bool {
 	if c.spin && *misses%spinCheckEvery != 0 {
 		return false
 	}
-	return wallNanos() >= dl
+	return c.clock.now() >= dl
 }
 
 // spinCheckEvery is how many empty polls a spinning Recv makes between
@@ -288,7 +375,7 @@ func (c *Conn) recvDatagram(buf []byte, deadline time.Time) (int, bench.RxStamps
 			}
 			return 0, bench.RxStamps{}, c.opError("receive", "recvmsg", errno)
 		}
-		now := wallNanos()
+		now := c.clock.now()
 		if msgFlags&unix.MSG_TRUNC != 0 {
 			return 0, bench.RxStamps{}, fmt.Errorf("receive: datagram longer than the %d-byte buffer", len(buf))
 		}
@@ -354,7 +441,7 @@ func (c *Conn) recvStream(buf []byte, deadline time.Time) (int, bench.RxStamps, 
 			}
 			return 0, bench.RxStamps{}, c.opError("receive", "recvmsg", errno)
 		}
-		now := wallNanos()
+		now := c.clock.now()
 		if r == 0 {
 			if c.framer.buffered() > 0 {
 				return 0, bench.RxStamps{}, fmt.Errorf("receive from %s: connection closed inside a probe: %w", c.remote, io.ErrUnexpectedEOF)

@@ -43,6 +43,9 @@ func (c *Conn) RemoteAddr() netip.AddrPort       { return netip.AddrPort{} }
 func (c *Conn) Stats() Stats                     { return Stats{} }
 func (c *Conn) BusyPollActive() (bool, error)    { return false, errUnsupported("busy poll") }
 func (c *Conn) Send(probe []byte) (int64, error) { return 0, errUnsupported("send") }
+func (c *Conn) SendStamped(probe []byte, stamp bool) (int64, error) {
+	return 0, errUnsupported("send")
+}
 func (c *Conn) Recv(buf []byte, deadline time.Time) (int, bench.RxStamps, error) {
 	return 0, bench.RxStamps{}, errUnsupported("receive")
 }

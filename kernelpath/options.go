@@ -42,8 +42,9 @@ type Options struct {
 	// SO_PREFER_BUSY_POLL (optional; both need CAP_NET_ADMIN). Zero leaves busy
 	// polling to the system defaults.
 	BusyPoll time.Duration
-	// Timestamping turns on SO_TIMESTAMPING software stamps: RX_SOFTWARE,
-	// TX_SCHED and TX_SOFTWARE (optional; default off).
+	// Timestamping turns on SO_TIMESTAMPING software stamps: RX_SOFTWARE on
+	// every receive, TX_SCHED and TX_SOFTWARE for the sends that ask for
+	// them (optional; default off).
 	Timestamping bool
 	// HardwareTimestamps also requests RX_HARDWARE, TX_HARDWARE and
 	// RAW_HARDWARE (optional; needs Timestamping and a NIC with a PHC whose

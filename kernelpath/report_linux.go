@@ -21,19 +21,25 @@ func (c *Conn) Counters() map[string]uint64 {
 	return m
 }
 
-// Notes says when busy polling was asked for but is inert (bench.Reporter).
+// Notes says when busy polling was asked for but is inert, and when the
+// kernel numbers the stamped UDP sends itself (bench.Reporter).
 func (c *Conn) Notes() []string {
+	var notes []string
+	if c.opts.Transport == UDP && c.stats.StampedSends > 0 && !c.keyBySend {
+		notes = append(notes, "the kernel refused SCM_TS_OPT_ID (before Linux 6.13): TX stamp keys count stamped sends, "+
+			"and a stamped send that fails after the packet was built (ENOBUFS, EPERM) is assumed to have used one")
+	}
 	if c.opts.BusyPoll <= 0 {
-		return nil
+		return notes
 	}
 	active, err := c.BusyPollActive()
 	switch {
 	case err != nil:
-		return []string{"busy polling requested; its state is unknown: " + err.Error()}
+		return append(notes, "busy polling requested; its state is unknown: "+err.Error())
 	case !active:
-		return []string{"busy polling requested but inert: the socket has no NAPI id (devices such as veth and loopback do not link queues to NAPI instances)"}
+		return append(notes, "busy polling requested but inert: the socket has no NAPI id (devices such as veth and loopback do not link queues to NAPI instances)")
 	}
-	return []string{"busy polling active (socket has a NAPI id)"}
+	return append(notes, "busy polling active (socket has a NAPI id)")
 }
 
 var _ bench.StampDeclarer = (*Conn)(nil)

@@ -148,13 +148,14 @@ func privilegeHint(err error) error {
 	return err
 }
 
-// timestampingFlags is the SO_TIMESTAMPING value for o (0 when off).
+// timestampingFlags is the socket's SO_TIMESTAMPING value for o (0 when
+// off): receive stamps and how stamps are reported, but no TX stamp
+// generation, which stamped sends ask for per call (txTimestampingFlags).
 func timestampingFlags(o Options) int {
 	if !o.Timestamping {
 		return 0
 	}
 	flags := unix.SOF_TIMESTAMPING_SOFTWARE | unix.SOF_TIMESTAMPING_RX_SOFTWARE |
-		unix.SOF_TIMESTAMPING_TX_SCHED | unix.SOF_TIMESTAMPING_TX_SOFTWARE |
 		unix.SOF_TIMESTAMPING_OPT_ID | unix.SOF_TIMESTAMPING_OPT_TSONLY
 	if o.Transport == TCP {
 		flags |= unix.SOF_TIMESTAMPING_OPT_ID_TCP
@@ -162,10 +163,44 @@ func timestampingFlags(o Options) int {
 	if o.HardwareTimestamps {
 		// OPT_TX_SWHW: without it a device that stamps in hardware suppresses
 		// the software TX stamp.
-		flags |= unix.SOF_TIMESTAMPING_RX_HARDWARE | unix.SOF_TIMESTAMPING_TX_HARDWARE |
-			unix.SOF_TIMESTAMPING_RAW_HARDWARE | unix.SOF_TIMESTAMPING_OPT_TX_SWHW
+		flags |= unix.SOF_TIMESTAMPING_RX_HARDWARE | unix.SOF_TIMESTAMPING_RAW_HARDWARE |
+			unix.SOF_TIMESTAMPING_OPT_TX_SWHW
 	}
 	return flags
+}
+
+// txTimestampingFlags are the TX stamps a stamped send asks for in its
+// SO_TIMESTAMPING control message (Documentation/networking/timestamping.rst,
+// "Enabling timestamps via control messages": only the TX generation flags
+// may be passed there).
+func txTimestampingFlags(o Options) int {
+	flags := unix.SOF_TIMESTAMPING_TX_SCHED | unix.SOF_TIMESTAMPING_TX_SOFTWARE
+	if o.HardwareTimestamps {
+		flags |= unix.SOF_TIMESTAMPING_TX_HARDWARE
+	}
+	return flags
+}
+
+// cmsgSpaceU32 is CMSG_SPACE(4): a control message carrying one 32-bit value.
+const cmsgSpaceU32 = cmsgHeaderLen + (4+unix.SizeofPtr-1)&^(unix.SizeofPtr-1)
+
+// A stamped send's control data: SO_TIMESTAMPING with the TX flags, then (UDP,
+// when the kernel takes it) SCM_TS_OPT_ID with the stamp key at txKeyMessage.
+const (
+	txKeyMessage  = cmsgSpaceU32
+	txControlSize = 2 * cmsgSpaceU32
+)
+
+// putControlU32 writes a control message carrying v at the start of b.
+func putControlU32(b []byte, level, typ int, v uint32) {
+	if unix.SizeofPtr == 8 {
+		binary.NativeEndian.PutUint64(b[0:8], uint64(cmsgHeaderLen+4))
+	} else {
+		binary.NativeEndian.PutUint32(b[0:4], uint32(cmsgHeaderLen+4))
+	}
+	binary.NativeEndian.PutUint32(b[unix.SizeofPtr:], uint32(level))
+	binary.NativeEndian.PutUint32(b[unix.SizeofPtr+4:], uint32(typ))
+	binary.NativeEndian.PutUint32(b[cmsgHeaderLen:], v)
 }
 
 // enableTimestamping sets SO_TIMESTAMPING and restarts the OPT_ID key

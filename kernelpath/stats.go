@@ -10,6 +10,11 @@ const txKinds = int(bench.TxHardware) + 1
 type Stats struct {
 	// Sends and Recvs count successful Send calls and probes returned by Recv.
 	Sends, Recvs uint64
+	// StampedSends counts the sends that asked for TX stamps.
+	StampedSends uint64
+	// ErrQueueReads counts the system calls that read the error queue
+	// (including the one that finds it empty).
+	ErrQueueReads uint64
 	// PartialWrites counts TCP write calls that took only part of a probe.
 	PartialWrites uint64
 	// TxStamps counts the TX stamps reported through TxStamps.
@@ -24,12 +29,12 @@ type Stats struct {
 	// TxPartialWrite counts TCP stamps that mark the end of a partial write
 	// rather than the end of a probe.
 	TxPartialWrite uint64
-	// TxKeyGaps counts stamps still missing although a later send's stamp of
+	// TxKeyGaps counts stamps still missing although a later stamped send's stamp of
 	// the same kind arrived (a late arrival takes it off again). The kernel drops a TX stamp without a trace when
 	// the error queue is full (it is charged to the socket's receive buffer,
 	// net/core/skbuff.c sock_queue_err_skb), so call TxStamps regularly.
 	TxKeyGaps uint64
-	// TxLate counts stamps that arrived after a later send's stamp of the
+	// TxLate counts stamps that arrived after a later stamped send's stamp of the
 	// same kind (they are still reported).
 	TxLate uint64
 	// ICMPErrors counts ICMP errors read from the error queue.

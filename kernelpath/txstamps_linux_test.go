@@ -123,26 +123,129 @@ func TestSendLogWraps(t *testing.T) {
 	}
 }
 
-func TestDatagramIndex(t *testing.T) {
+func TestUnwrapKey(t *testing.T) {
 	tests := []struct {
-		sends uint64
+		count uint64
 		key   uint32
-		index uint64
+		full  uint64
 		ok    bool
 	}{
 		{0, 0, 0, false},
 		{1, 0, 0, true},
 		{5, 3, 3, true},
-		{5, 5, 0, false}, // a send not made yet
+		{5, 5, 0, false}, // not issued yet
+		{1 << 31, 0, 0, true},
+		{1<<31 + 2, 0, 0, false}, // more than 2^31 behind
 		{1<<32 + 10, 9, 1<<32 + 9, true},
 		{1<<32 + 10, 0xffffffff, 1<<32 - 1, true},
+		{3<<32 + 1, 0, 3 << 32, true},
+		{3<<32 + 1, 0xfffffff0, 3<<32 - 16, true},
 	}
 	for _, tt := range tests {
-		c := &Conn{sends: tt.sends}
-		index, ok := c.datagramIndex(tt.key)
-		if index != tt.index || ok != tt.ok {
-			t.Errorf("after %d sends, key %d: got (%d, %v), want (%d, %v)", tt.sends, tt.key, index, ok, tt.index, tt.ok)
+		full, ok := unwrapKey(tt.key, tt.count)
+		if full != tt.full || ok != tt.ok {
+			t.Errorf("after %d issued, key %#x: got (%d, %v), want (%d, %v)", tt.count, tt.key, full, ok, tt.full, tt.ok)
 		}
+	}
+}
+
+func TestStampedLog(t *testing.T) {
+	var l stampedLog
+	if _, ok := l.ordinalOf(0); ok {
+		t.Fatal("lookup in an empty log matched")
+	}
+	// Every 3rd send stamped, past the log's size and 2^32 sends.
+	const first = 1<<32 - 3*stampedLogSize
+	for i := uint64(0); i < 2*stampedLogSize; i++ {
+		l.record(first + 3*i)
+	}
+	newest := l.n - 1
+	tests := []struct {
+		index   uint64
+		ordinal uint64
+		ok      bool
+	}{
+		{first + 3*newest, newest, true},
+		{first + 3*(newest-1), newest - 1, true},
+		{first + 3*(newest-stampedLogSize+1), newest - stampedLogSize + 1, true}, // oldest logged
+		{first + 3*(newest-stampedLogSize), 0, false},                            // overwritten
+		{first + 3*newest - 1, 0, false},                                         // an unstamped send
+		{first + 3*newest + 3, 0, false},                                         // not made yet
+	}
+	for _, tt := range tests {
+		ordinal, ok := l.ordinalOf(tt.index)
+		if ordinal != tt.ordinal || ok != tt.ok {
+			t.Errorf("ordinalOf(%d) = (%d, %v), want (%d, %v)", tt.index, ordinal, ok, tt.ordinal, tt.ok)
+		}
+		if !tt.ok {
+			continue
+		}
+		if index, ok := l.indexOf(tt.ordinal); index != tt.index || !ok {
+			t.Errorf("indexOf(%d) = (%d, %v), want (%d, true)", tt.ordinal, index, ok, tt.index)
+		}
+	}
+	if _, ok := l.indexOf(newest - stampedLogSize); ok {
+		t.Error("indexOf an overwritten ordinal matched")
+	}
+	l.record(noSend)
+	if _, ok := l.indexOf(l.n - 1); ok {
+		t.Error("indexOf an ordinal the kernel used up for a failed send matched")
+	}
+}
+
+// TestPlaceStampKeys maps keys of every kind of numbering to sends, with every
+// 2nd send stamped, across the 2^32 wrap of the keys.
+func TestPlaceStampKeys(t *testing.T) {
+	var sends uint64 = 1<<32 + 6 // sends 1<<32-6 … 1<<32+5 made; the even ones stamped
+	newConnAt := func(transport Transport, keyBySend bool) *Conn {
+		c := newConn(-1, unix.AF_INET, Options{Transport: transport, Timestamping: true}, true)
+		c.keyBySend = keyBySend
+		if c.log != nil {
+			c.log.n = sends - 12 // as if those sends had been made, with no bytes
+		}
+		for i := sends - 12; i < sends; i++ {
+			if i%2 == 0 {
+				c.stamped.record(i)
+			}
+			if c.log != nil {
+				c.log.record(10)
+			}
+		}
+		c.sends = sends
+		// The kernel's counter of stamped sends equals c.stamped.n here.
+		return c
+	}
+	type want struct {
+		ordinal, index uint64
+		partial, ok    bool
+	}
+	tests := []struct {
+		name      string
+		transport Transport
+		keyBySend bool
+		key       uint32
+		want      want
+	}{
+		{"udp key = send index", UDP, true, uint32(sends - 2), want{5, sends - 2, false, true}},
+		{"udp key = send index, before the wrap", UDP, true, 0xfffffffa, want{0, sends - 12, false, true}},
+		{"udp key of an unstamped send", UDP, true, uint32(sends - 1), want{}},
+		{"udp key of a send not made", UDP, true, uint32(sends), want{}},
+		{"udp fallback: key = stamped ordinal", UDP, false, 5, want{5, sends - 2, false, true}},
+		{"udp fallback: oldest", UDP, false, 0, want{0, sends - 12, false, true}},
+		{"udp fallback: ordinal not made", UDP, false, 6, want{}},
+		{"tcp last byte of a stamped send", TCP, false, 109, want{5, sends - 2, false, true}},
+		{"tcp partial write of a stamped send", TCP, false, 105, want{0, sends - 2, true, true}},
+		{"tcp last byte of an unstamped send", TCP, false, 119, want{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := newConnAt(tt.transport, tt.keyBySend)
+			var got want
+			got.ordinal, got.index, got.partial, got.ok = c.placeStamp(tt.key)
+			if got != tt.want {
+				t.Errorf("placeStamp(%d) = %+v, want %+v", tt.key, got, tt.want)
+			}
+		})
 	}
 }
 
@@ -211,13 +314,7 @@ func TestDispatchStamp(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := &Conn{sends: 3}
-			if tt.tcp {
-				c.log = new(sendLog)
-				for _, size := range []int{10, 20, 5} {
-					c.log.record(size)
-				}
-			}
+			c := threeStampedSends(tt.tcp)
 			var got []reported
 			c.dispatchStamp(&tt.msg, func(index uint64, kind bench.TxStampKind, ts int64) {
 				got = append(got, reported{index, kind, ts})
@@ -232,8 +329,25 @@ func TestDispatchStamp(t *testing.T) {
 	}
 }
 
+// threeStampedSends returns a Conn that made three stamped sends (TCP: of
+// 10, 20 and 5 bytes), without a socket.
+func threeStampedSends(tcp bool) *Conn {
+	c := &Conn{keyBySend: !tcp}
+	if tcp {
+		c.log = new(sendLog)
+	}
+	for i, size := range []int{10, 20, 5} {
+		if tcp {
+			c.log.record(size)
+		}
+		c.stamped.record(uint64(i))
+		c.sends++
+	}
+	return c
+}
+
 func TestLateStampTakesGapBack(t *testing.T) {
-	c := &Conn{sends: 3}
+	c := threeStampedSends(false)
 	report := func(uint64, bench.TxStampKind, int64) {}
 	for _, key := range []uint32{0, 2, 1} {
 		ci := controlInfo{hasExtErr: true, hasStamps: true, stamps: [3]int64{int64(key) + 1},
