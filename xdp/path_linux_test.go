@@ -23,7 +23,7 @@ import (
 
 	"github.com/stackgap/stackgap/bench"
 	nsbed "github.com/stackgap/stackgap/internal/testbed"
-	"github.com/stackgap/stackgap/internal/testutil"
+	"github.com/stackgap/stackgap/internal/testbed/bedtest"
 	"github.com/stackgap/stackgap/kernelpath"
 	"github.com/stackgap/stackgap/xdp/frame"
 )
@@ -31,21 +31,6 @@ import (
 // pathProbeSize is the probe payload size of these tests: a 64-byte UDP
 // payload, as in the figures of the test-machine notes.
 const pathProbeSize = 64
-
-func newPathBed(t testing.TB, opts nsbed.Options) *nsbed.Testbed {
-	t.Helper()
-	testutil.RequireRoot(t)
-	tb, err := nsbed.New(opts)
-	if err != nil {
-		t.Fatalf("create testbed: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := tb.Close(); err != nil {
-			t.Errorf("close testbed: %v", err)
-		}
-	})
-	return tb
-}
 
 func addrOf(tb *nsbed.Testbed, side nsbed.Side, ipv6 bool) netip.Addr {
 	if ipv6 {
@@ -98,6 +83,16 @@ func dialIn(t testing.TB, tb *nsbed.Testbed, side nsbed.Side, path bench.Path, s
 	}
 	t.Cleanup(func() { conn.Close() })
 	return conn
+}
+
+// udpPair opens an IPv4 UDP session with spec: the reflector's end on path
+// refl in B, and the sender's end dialled on path send from A. Both are
+// closed at cleanup.
+func udpPair(t testing.TB, tb *nsbed.Testbed, send, refl bench.Path, spec bench.ConnSpec) (ln bench.Listener, reflector, sender bench.Conn) {
+	t.Helper()
+	ln, reflector = listenIn(t, tb, nsbed.B, refl, bench.ListenSpec{ConnSpec: spec, Local: netip.AddrPortFrom(tb.AddrB4, 0)})
+	sender = dialIn(t, tb, nsbed.A, send, bench.DialSpec{ConnSpec: spec, Local: tb.AddrA4, Remote: netip.AddrPortFrom(tb.AddrB4, ln.Port())})
+	return ln, reflector, sender
 }
 
 // reflectResult is what a test reflector saw.
@@ -346,7 +341,7 @@ func TestPathPingPong(t *testing.T) {
 				name = fmt.Sprintf("ipv6/%s", wait)
 			}
 			t.Run(name, func(t *testing.T) {
-				tb := newPathBed(t, nsbed.Options{})
+				tb := bedtest.New(t, nsbed.Options{})
 				path := NewPath(PathOptions{})
 				ln, refl := listenIn(t, tb, nsbed.B, path, bench.ListenSpec{
 					ConnSpec: udpSpec(wait), Local: netip.AddrPortFrom(addrOf(tb, nsbed.B, ipv6), 0)})
@@ -389,11 +384,10 @@ func TestPathPingPong(t *testing.T) {
 // path Conns, for the RTT comparison in the log.
 func TestPathPingPongKernelBaseline(t *testing.T) {
 	const n = 500
-	tb := newPathBed(t, nsbed.Options{})
+	tb := bedtest.New(t, nsbed.Options{})
 	for _, wait := range []bench.WaitStrategy{bench.WaitBlock, bench.WaitSpin} {
 		kernel := kernelpath.NewPath()
-		ln, refl := listenIn(t, tb, nsbed.B, kernel, bench.ListenSpec{ConnSpec: udpSpec(wait), Local: netip.AddrPortFrom(tb.AddrB4, 0)})
-		sender := dialIn(t, tb, nsbed.A, kernel, bench.DialSpec{ConnSpec: udpSpec(wait), Local: tb.AddrA4, Remote: netip.AddrPortFrom(tb.AddrB4, ln.Port())})
+		_, refl, sender := udpPair(t, tb, kernel, kernel, udpSpec(wait))
 		stop := startPathReflector(refl)
 		recs := pathPingPong(t, sender, n)
 		checkPathReflected(t, stop(), n, false)
@@ -412,7 +406,7 @@ func TestPathMixed(t *testing.T) {
 			family = "ipv6"
 		}
 		t.Run(family+"/xdp-to-kernel", func(t *testing.T) {
-			tb := newPathBed(t, nsbed.Options{})
+			tb := bedtest.New(t, nsbed.Options{})
 			ln, refl := listenIn(t, tb, nsbed.B, kernelpath.NewPath(), bench.ListenSpec{
 				ConnSpec: udpSpec(bench.WaitBlock), Local: netip.AddrPortFrom(addrOf(tb, nsbed.B, ipv6), 0)})
 			sender := dialIn(t, tb, nsbed.A, NewPath(PathOptions{}), bench.DialSpec{ConnSpec: udpSpec(bench.WaitPoll),
@@ -427,7 +421,7 @@ func TestPathMixed(t *testing.T) {
 			}
 		})
 		t.Run(family+"/kernel-to-xdp", func(t *testing.T) {
-			tb := newPathBed(t, nsbed.Options{})
+			tb := bedtest.New(t, nsbed.Options{})
 			ln, refl := listenIn(t, tb, nsbed.B, NewPath(PathOptions{}), bench.ListenSpec{
 				ConnSpec: udpSpec(bench.WaitPoll), Local: netip.AddrPortFrom(addrOf(tb, nsbed.B, ipv6), 0)})
 			sender := dialIn(t, tb, nsbed.A, kernelpath.NewPath(), bench.DialSpec{ConnSpec: udpSpec(bench.WaitBlock),
@@ -452,10 +446,9 @@ func TestPathMixed(t *testing.T) {
 // TestPathCoexistence checks that other traffic through the interfaces
 // keeps working while both ends have an AF_XDP session open.
 func TestPathCoexistence(t *testing.T) {
-	tb := newPathBed(t, nsbed.Options{})
+	tb := bedtest.New(t, nsbed.Options{})
 	path := NewPath(PathOptions{})
-	ln, refl := listenIn(t, tb, nsbed.B, path, bench.ListenSpec{ConnSpec: udpSpec(bench.WaitPoll), Local: netip.AddrPortFrom(tb.AddrB4, 0)})
-	sender := dialIn(t, tb, nsbed.A, path, bench.DialSpec{ConnSpec: udpSpec(bench.WaitPoll), Local: tb.AddrA4, Remote: netip.AddrPortFrom(tb.AddrB4, ln.Port())})
+	_, refl, sender := udpPair(t, tb, path, path, udpSpec(bench.WaitPoll))
 	stop := startPathReflector(refl)
 	defer stop()
 
@@ -639,7 +632,7 @@ func freePort(t *testing.T, tb *nsbed.Testbed, side nsbed.Side, addr netip.Addr)
 }
 
 func TestPathCloseLeavesNothing(t *testing.T) {
-	tb := newPathBed(t, nsbed.Options{})
+	tb := bedtest.New(t, nsbed.Options{})
 	fds := openFDCount(t)
 	path := NewPath(PathOptions{})
 	var ln bench.Listener
@@ -676,6 +669,21 @@ func TestPathCloseLeavesNothing(t *testing.T) {
 	checkPathReflected(t, stop(), 20, true)
 	_ = recs
 
+	closeSession(t, sender, refl, ln)
+	checkNothingLeft(t, tb, fds, reflPort, sendPort)
+
+	// The queues are free for new sessions.
+	ln2, _ := listenIn(t, tb, nsbed.B, path, bench.ListenSpec{ConnSpec: udpSpec(bench.WaitPoll), Local: reflPort})
+	if ln2.Port() != reflPort.Port() {
+		t.Errorf("listen on %v got port %d", reflPort, ln2.Port())
+	}
+}
+
+// closeSession closes the sender's and the reflector's Conns and the
+// listener, each twice and without error, and checks that the sender no
+// longer sends.
+func closeSession(t *testing.T, sender, refl bench.Conn, ln bench.Listener) {
+	t.Helper()
 	for _, c := range []io.Closer{sender, refl, ln} {
 		if err := c.Close(); err != nil {
 			t.Errorf("close: %v", err)
@@ -686,13 +694,6 @@ func TestPathCloseLeavesNothing(t *testing.T) {
 	}
 	if _, err := sender.Send(make([]byte, pathProbeSize)); err == nil {
 		t.Error("Send after Close succeeded")
-	}
-	checkNothingLeft(t, tb, fds, reflPort, sendPort)
-
-	// The queues are free for new sessions.
-	ln2, _ := listenIn(t, tb, nsbed.B, path, bench.ListenSpec{ConnSpec: udpSpec(bench.WaitPoll), Local: reflPort})
-	if ln2.Port() != reflPort.Port() {
-		t.Errorf("listen on %v got port %d", reflPort, ln2.Port())
 	}
 }
 
@@ -719,24 +720,51 @@ func checkNothingLeft(t *testing.T, tb *nsbed.Testbed, fds int, ports ...netip.A
 	}
 }
 
-func TestPathErrors(t *testing.T) {
-	tb := newPathBed(t, nsbed.Options{})
-	// A bridge without ports: Ethernet, one queue, no native XDP (this
-	// kernel has no dummy driver).
-	dummy := "sgbr" + tb.IfaceB[len(tb.IfaceB)-10:len(tb.IfaceB)-2]
-	dummyAddr := netip.MustParseAddr("198.18.1.1")
-	if err := tb.Do(nsbed.B, func() error {
-		d := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: dummy}}
-		if err := netlink.LinkAdd(d); err != nil {
-			return fmt.Errorf("add bridge %s: %w", dummy, err)
+// extraIfaceName returns a name for another interface of the test: prefix
+// and the testbed's random token, so parallel tests do not collide.
+func extraIfaceName(tb *nsbed.Testbed, prefix string) string {
+	return prefix + tb.IfaceB[len(tb.IfaceB)-10:len(tb.IfaceB)-2]
+}
+
+// addLinkIn adds link in side's namespace, sets it up (both ends, for a
+// veth pair) and gives it addr/24.
+func addLinkIn(t *testing.T, tb *nsbed.Testbed, side nsbed.Side, link netlink.Link, addr netip.Addr) {
+	t.Helper()
+	name := link.Attrs().Name
+	up := []string{name}
+	if v, ok := link.(*netlink.Veth); ok {
+		up = append(up, v.PeerName)
+	}
+	if err := tb.Do(side, func() error {
+		if err := netlink.LinkAdd(link); err != nil {
+			return fmt.Errorf("add %s %s: %w", link.Type(), name, err)
 		}
-		if err := netlink.LinkSetUp(d); err != nil {
+		for _, n := range up {
+			l, err := netlink.LinkByName(n)
+			if err != nil {
+				return err
+			}
+			if err := netlink.LinkSetUp(l); err != nil {
+				return err
+			}
+		}
+		l, err := netlink.LinkByName(name)
+		if err != nil {
 			return err
 		}
-		return netlink.AddrAdd(d, &netlink.Addr{IPNet: &net.IPNet{IP: dummyAddr.AsSlice(), Mask: net.CIDRMask(24, 32)}})
+		return netlink.AddrAdd(l, &netlink.Addr{IPNet: &net.IPNet{IP: addr.AsSlice(), Mask: net.CIDRMask(24, 32)}})
 	}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+func TestPathErrors(t *testing.T) {
+	tb := bedtest.New(t, nsbed.Options{})
+	// A bridge without ports: Ethernet, one queue, no native XDP (this
+	// kernel has no dummy driver).
+	dummy := extraIfaceName(tb, "sgbr")
+	dummyAddr := netip.MustParseAddr("198.18.1.1")
+	addLinkIn(t, tb, nsbed.B, &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: dummy}}, dummyAddr)
 
 	listen := func(o PathOptions, spec bench.ListenSpec) error {
 		return tb.Do(nsbed.B, func() error {
@@ -876,7 +904,7 @@ func TestPathErrors(t *testing.T) {
 }
 
 func TestPathOneSessionPerQueue(t *testing.T) {
-	tb := newPathBed(t, nsbed.Options{})
+	tb := bedtest.New(t, nsbed.Options{})
 	path := NewPath(PathOptions{})
 	listenIn(t, tb, nsbed.B, path, bench.ListenSpec{ConnSpec: udpSpec(bench.WaitPoll), Local: netip.AddrPortFrom(tb.AddrB4, 0)})
 	fds := openFDCount(t)
@@ -905,8 +933,8 @@ func TestPathOneSessionPerQueue(t *testing.T) {
 	dialIn(t, tb, nsbed.A, path, bench.DialSpec{ConnSpec: udpSpec(bench.WaitPoll), Local: tb.AddrA4, Remote: netip.AddrPortFrom(tb.AddrB4, 9)})
 }
 
-// capture reads frames on ifindex of the calling thread's namespace with an
-// AF_PACKET socket and returns the first UDP frame to port.
+// capture reads the frames arriving on an interface with an AF_PACKET
+// socket opened in the calling thread's namespace.
 type capture struct{ fd int }
 
 func openCapture(ifindex int) (*capture, error) {
@@ -927,9 +955,46 @@ func openCapture(ifindex int) (*capture, error) {
 	return &capture{fd: fd}, nil
 }
 
+// openCaptureIn opens a capture on the veth end in side; the caller closes it.
+func openCaptureIn(t *testing.T, tb *nsbed.Testbed, side nsbed.Side) *capture {
+	t.Helper()
+	var capt *capture
+	if err := tb.Do(side, func() (err error) {
+		capt, err = openCapture(tb.Ifindex(side))
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return capt
+}
+
+// listenUDPIn opens a kernel UDP socket on addr, any port, in side; the
+// caller closes it.
+func listenUDPIn(t *testing.T, tb *nsbed.Testbed, side nsbed.Side, addr netip.Addr) *net.UDPConn {
+	t.Helper()
+	var conn *net.UDPConn
+	if err := tb.Do(side, func() (err error) {
+		conn, err = net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(addr, 0)))
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return conn
+}
+
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
 
+// next returns the next UDP frame to port captured by c.
 func (c *capture) next(port uint16, timeout time.Duration) ([]byte, error) {
+	return c.nextMatching(timeout, fmt.Sprintf("UDP frame to port %d", port), func(p frame.Packet) bool {
+		return p.Protocol == frame.ProtocolUDP && p.DstPort == port
+	})
+}
+
+// nextMatching returns a copy of the next frame arriving at c that parses
+// (checksums unverified) and matches; what names it in the error when none
+// comes within timeout.
+func (c *capture) nextMatching(timeout time.Duration, what string, match func(frame.Packet) bool) ([]byte, error) {
 	end := time.Now().Add(timeout)
 	buf := make([]byte, 4096)
 	for time.Now().Before(end) {
@@ -943,12 +1008,11 @@ func (c *capture) next(port uint16, timeout time.Duration) ([]byte, error) {
 		if ll, ok := from.(*unix.SockaddrLinklayer); ok && ll.Pkttype == unix.PACKET_OUTGOING {
 			continue
 		}
-		p, err := frame.ParseUnverified(buf[:n])
-		if err == nil && p.Protocol == frame.ProtocolUDP && p.DstPort == port {
+		if p, err := frame.ParseUnverified(buf[:n]); err == nil && match(p) {
 			return slices.Clone(buf[:n]), nil
 		}
 	}
-	return nil, fmt.Errorf("no UDP frame to port %d within %v", port, timeout)
+	return nil, fmt.Errorf("no %s within %v", what, timeout)
 }
 
 func (c *capture) close() { unix.Close(c.fd) }
@@ -1020,20 +1084,11 @@ func TestPathFrameIdentity(t *testing.T) {
 	for _, ipv6 := range []bool{false, true} {
 		family := map[bool]string{false: "ipv4", true: "ipv6"}[ipv6]
 		t.Run(family+"/sender", func(t *testing.T) {
-			tb := newPathBed(t, nsbed.Options{})
+			tb := bedtest.New(t, nsbed.Options{})
 			local, remoteAddr := addrOf(tb, nsbed.A, ipv6), addrOf(tb, nsbed.B, ipv6)
-			var sink *net.UDPConn
-			var capt *capture
-			if err := tb.Do(nsbed.B, func() (err error) {
-				if sink, err = net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(remoteAddr, 0))); err != nil {
-					return err
-				}
-				capt, err = openCapture(tb.IfindexB)
-				return err
-			}); err != nil {
-				t.Fatal(err)
-			}
+			sink := listenUDPIn(t, tb, nsbed.B, remoteAddr)
 			defer sink.Close()
+			capt := openCaptureIn(t, tb, nsbed.B)
 			defer capt.close()
 			remote := sink.LocalAddr().(*net.UDPAddr).AddrPort()
 			frames := map[string][]byte{}
@@ -1053,19 +1108,10 @@ func TestPathFrameIdentity(t *testing.T) {
 			compareFrames(t, frames["kernel"], frames["xdp"])
 		})
 		t.Run(family+"/reflector", func(t *testing.T) {
-			tb := newPathBed(t, nsbed.Options{})
-			var src *net.UDPConn
-			var capt *capture
-			if err := tb.Do(nsbed.A, func() (err error) {
-				if src, err = net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(addrOf(tb, nsbed.A, ipv6), 0))); err != nil {
-					return err
-				}
-				capt, err = openCapture(tb.IfindexA)
-				return err
-			}); err != nil {
-				t.Fatal(err)
-			}
+			tb := bedtest.New(t, nsbed.Options{})
+			src := listenUDPIn(t, tb, nsbed.A, addrOf(tb, nsbed.A, ipv6))
 			defer src.Close()
+			capt := openCaptureIn(t, tb, nsbed.A)
 			defer capt.close()
 			srcPort := src.LocalAddr().(*net.UDPAddr).AddrPort().Port()
 			frames := map[string][]byte{}
@@ -1098,30 +1144,47 @@ func TestPathFrameIdentity(t *testing.T) {
 	}
 }
 
-// TestPathNoAllocs checks that a probe round trip (Send, Recv, TxStamps on
-// both ends) allocates nothing.
-func TestPathNoAllocs(t *testing.T) {
-	tb := newPathBed(t, nsbed.Options{})
-	path := NewPath(PathOptions{})
-	ln, refl := listenIn(t, tb, nsbed.B, path, bench.ListenSpec{ConnSpec: udpSpec(bench.WaitPoll), Local: netip.AddrPortFrom(tb.AddrB4, 0)})
-	sender := dialIn(t, tb, nsbed.A, path, bench.DialSpec{ConnSpec: udpSpec(bench.WaitPoll), Local: tb.AddrA4, Remote: netip.AddrPortFrom(tb.AddrB4, ln.Port())})
-	stop := startPathReflector(refl)
-	defer stop()
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
+// pinger makes probe round trips on a sender; a reflector must be running.
+// Its round trips allocate nothing beyond what the Conn allocates.
+type pinger struct {
+	sender     bench.Conn
+	probe, buf []byte
+	onStamp    func(uint64, bench.TxStampKind, int64)
+}
+
+func newPinger(sender bench.Conn) *pinger {
 	probe := make([]byte, pathProbeSize)
 	bench.MarshalProbe(probe, 7, 0)
-	buf := make([]byte, bench.MaxProbeSize)
-	onStamp := func(uint64, bench.TxStampKind, int64) {}
+	return &pinger{sender: sender, probe: probe, buf: make([]byte, bench.MaxProbeSize), onStamp: func(uint64, bench.TxStampKind, int64) {}}
+}
+
+// roundTrip sends the probe, receives the reply (waiting up to a second)
+// and collects the TX stamps, and returns the round trip by the user stamps.
+func (p *pinger) roundTrip() (rtt int64, err error) {
+	userTx, err := p.sender.Send(p.probe)
+	if err != nil {
+		return 0, err
+	}
+	_, rx, err := p.sender.Recv(p.buf, time.Now().Add(time.Second))
+	if err != nil {
+		return 0, err
+	}
+	if err := p.sender.TxStamps(p.onStamp); err != nil {
+		return 0, err
+	}
+	return rx.User - userTx, nil
+}
+
+// checkRoundTripAllocs checks, on a locked thread, that a probe round trip
+// on sender (Send, Recv, TxStamps) allocates nothing.
+func checkRoundTripAllocs(t *testing.T, sender bench.Conn) {
+	t.Helper()
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	p := newPinger(sender)
 	var failed error
 	roundTrip := func() {
-		if _, err := sender.Send(probe); err != nil && failed == nil {
-			failed = err
-		}
-		if _, _, err := sender.Recv(buf, time.Now().Add(time.Second)); err != nil && failed == nil {
-			failed = err
-		}
-		if err := sender.TxStamps(onStamp); err != nil && failed == nil {
+		if _, err := p.roundTrip(); err != nil && failed == nil {
 			failed = err
 		}
 	}
@@ -1135,6 +1198,40 @@ func TestPathNoAllocs(t *testing.T) {
 	if allocs != 0 {
 		t.Errorf("%v allocations per round trip, want 0", allocs)
 	}
+}
+
+// benchPingPong times b.N probe round trips on sender from a locked thread
+// and reports the median and 99th percentile round trip.
+func benchPingPong(b *testing.B, sender bench.Conn) {
+	b.Helper()
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	p := newPinger(sender)
+	rtts := make([]int64, 0, b.N)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		rtt, err := p.roundTrip()
+		if err != nil {
+			b.Fatal(err)
+		}
+		rtts = append(rtts, rtt)
+	}
+	b.StopTimer()
+	slices.Sort(rtts)
+	b.ReportMetric(float64(rtts[len(rtts)/2]), "p50-ns")
+	b.ReportMetric(float64(rtts[len(rtts)*99/100]), "p99-ns")
+}
+
+// TestPathNoAllocs checks that a probe round trip (Send, Recv, TxStamps on
+// both ends) allocates nothing.
+func TestPathNoAllocs(t *testing.T) {
+	tb := bedtest.New(t, nsbed.Options{})
+	path := NewPath(PathOptions{})
+	_, refl, sender := udpPair(t, tb, path, path, udpSpec(bench.WaitPoll))
+	stop := startPathReflector(refl)
+	defer stop()
+	checkRoundTripAllocs(t, sender)
 	if res := stop(); res.err != nil {
 		t.Error(res.err)
 	}
@@ -1144,6 +1241,22 @@ func TestPathNoAllocs(t *testing.T) {
 // the same path in two namespaces (veth), each end on its own locked thread,
 // and reports the median and 99th percentile round trip.
 func BenchmarkPathPingPong(b *testing.B) {
+	benchEachPath(b, func(b *testing.B, tb *nsbed.Testbed, path bench.Path, wait bench.WaitStrategy) (bench.Conn, func()) {
+		_, refl, sender := udpPair(b, tb, path, path, udpSpec(wait))
+		stop := startPathReflector(refl)
+		return sender, func() {
+			if res := stop(); res.err != nil {
+				b.Error(res.err)
+			}
+		}
+	})
+}
+
+// benchEachPath runs benchPingPong as a sub-benchmark, on a fresh testbed,
+// for each path and wait strategy the ping-pong benchmarks compare. connect
+// opens the sender's Conn in A and starts a reflector in B; end, called when
+// the sub-benchmark ends, stops the reflector.
+func benchEachPath(b *testing.B, connect func(b *testing.B, tb *nsbed.Testbed, path bench.Path, wait bench.WaitStrategy) (sender bench.Conn, end func())) {
 	for _, tc := range []struct {
 		path bench.Path
 		wait bench.WaitStrategy
@@ -1154,41 +1267,10 @@ func BenchmarkPathPingPong(b *testing.B) {
 		{NewPath(PathOptions{}), bench.WaitSpin},
 	} {
 		b.Run(tc.path.Name()+"/"+string(tc.wait), func(b *testing.B) {
-			tb := newPathBed(b, nsbed.Options{})
-			ln, refl := listenIn(b, tb, nsbed.B, tc.path, bench.ListenSpec{ConnSpec: udpSpec(tc.wait), Local: netip.AddrPortFrom(tb.AddrB4, 0)})
-			sender := dialIn(b, tb, nsbed.A, tc.path, bench.DialSpec{ConnSpec: udpSpec(tc.wait), Local: tb.AddrA4, Remote: netip.AddrPortFrom(tb.AddrB4, ln.Port())})
-			stop := startPathReflector(refl)
-			defer stop()
-			runtime.LockOSThread()
-			defer runtime.UnlockOSThread()
-			probe := make([]byte, pathProbeSize)
-			bench.MarshalProbe(probe, 7, 0)
-			buf := make([]byte, bench.MaxProbeSize)
-			onStamp := func(uint64, bench.TxStampKind, int64) {}
-			rtts := make([]int64, 0, b.N)
-			b.ReportAllocs()
-			b.ResetTimer()
-			for range b.N {
-				userTx, err := sender.Send(probe)
-				if err != nil {
-					b.Fatal(err)
-				}
-				_, rx, err := sender.Recv(buf, time.Now().Add(time.Second))
-				if err != nil {
-					b.Fatal(err)
-				}
-				rtts = append(rtts, rx.User-userTx)
-				if err := sender.TxStamps(onStamp); err != nil {
-					b.Fatal(err)
-				}
-			}
-			b.StopTimer()
-			slices.Sort(rtts)
-			b.ReportMetric(float64(rtts[len(rtts)/2]), "p50-ns")
-			b.ReportMetric(float64(rtts[len(rtts)*99/100]), "p99-ns")
-			if res := stop(); res.err != nil {
-				b.Error(res.err)
-			}
+			tb := bedtest.New(b, nsbed.Options{})
+			sender, end := connect(b, tb, tc.path, tc.wait)
+			defer end()
+			benchPingPong(b, sender)
 		})
 	}
 }
@@ -1232,12 +1314,11 @@ func TestRegistryClaims(t *testing.T) {
 // program and busy polling asked for: on veth both are accepted, neither
 // gives anything, and the notes say so.
 func TestPathHardwareRXOnVeth(t *testing.T) {
-	tb := newPathBed(t, nsbed.Options{})
+	tb := bedtest.New(t, nsbed.Options{})
 	path := NewPath(PathOptions{HardwareRX: true})
 	spec := udpSpec(bench.WaitPoll)
 	spec.BusyPoll = 50 * time.Microsecond
-	ln, refl := listenIn(t, tb, nsbed.B, path, bench.ListenSpec{ConnSpec: spec, Local: netip.AddrPortFrom(tb.AddrB4, 0)})
-	sender := dialIn(t, tb, nsbed.A, path, bench.DialSpec{ConnSpec: spec, Local: tb.AddrA4, Remote: netip.AddrPortFrom(tb.AddrB4, ln.Port())})
+	_, refl, sender := udpPair(t, tb, path, path, spec)
 	stop := startPathReflector(refl)
 	recs := pathPingPong(t, sender, 50)
 	drainTxStamps(t, sender, recs)
@@ -1258,33 +1339,12 @@ func TestPathHardwareRXOnVeth(t *testing.T) {
 // TestPathSharedSteering opens sessions on two queues of one interface: they
 // share one steering program, which stays until the last one closes.
 func TestPathSharedSteering(t *testing.T) {
-	tb := newPathBed(t, nsbed.Options{})
+	tb := bedtest.New(t, nsbed.Options{})
 	// A two-queue veth pair inside B, addressed on one end.
-	name := "sgq" + tb.IfaceB[len(tb.IfaceB)-10:len(tb.IfaceB)-2]
+	name := extraIfaceName(tb, "sgq")
 	addr := netip.MustParseAddr("198.18.2.1")
-	if err := tb.Do(nsbed.B, func() error {
-		v := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: name + "a", NumTxQueues: 2, NumRxQueues: 2},
-			PeerName: name + "b", PeerNumTxQueues: 2, PeerNumRxQueues: 2}
-		if err := netlink.LinkAdd(v); err != nil {
-			return fmt.Errorf("add veth %s: %w", name, err)
-		}
-		for _, end := range []string{name + "a", name + "b"} {
-			l, err := netlink.LinkByName(end)
-			if err != nil {
-				return err
-			}
-			if err := netlink.LinkSetUp(l); err != nil {
-				return err
-			}
-		}
-		l, err := netlink.LinkByName(name + "a")
-		if err != nil {
-			return err
-		}
-		return netlink.AddrAdd(l, &netlink.Addr{IPNet: &net.IPNet{IP: addr.AsSlice(), Mask: net.CIDRMask(24, 32)}})
-	}); err != nil {
-		t.Fatal(err)
-	}
+	addLinkIn(t, tb, nsbed.B, &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: name + "a", NumTxQueues: 2, NumRxQueues: 2},
+		PeerName: name + "b", PeerNumTxQueues: 2, PeerNumRxQueues: 2}, addr)
 	fds := openFDCount(t)
 	var lns []bench.Listener
 	for q := range 2 {
@@ -1328,7 +1388,7 @@ func TestPathSharedSteering(t *testing.T) {
 // TestPathDialWithoutLocal dials with no local address: the route to the
 // reflector picks the interface and source address.
 func TestPathDialWithoutLocal(t *testing.T) {
-	tb := newPathBed(t, nsbed.Options{})
+	tb := bedtest.New(t, nsbed.Options{})
 	for _, remote := range []netip.Addr{tb.AddrB4, tb.AddrB6} {
 		ln, refl := listenIn(t, tb, nsbed.B, kernelpath.NewPath(), bench.ListenSpec{ConnSpec: udpSpec(bench.WaitBlock), Local: netip.AddrPortFrom(remote, 0)})
 		sender := dialIn(t, tb, nsbed.A, NewPath(PathOptions{}), bench.DialSpec{ConnSpec: udpSpec(bench.WaitPoll), Remote: netip.AddrPortFrom(remote, ln.Port())})

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"runtime"
 	"slices"
 	"strconv"
@@ -14,10 +13,9 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/stackgap/stackgap/bench"
 	nsbed "github.com/stackgap/stackgap/internal/testbed"
+	"github.com/stackgap/stackgap/internal/testbed/bedtest"
 	"github.com/stackgap/stackgap/kernelpath"
 	"github.com/stackgap/stackgap/xdp/frame"
 	"github.com/stackgap/stackgap/xdp/utcp"
@@ -134,33 +132,6 @@ func closeTCPSender(t *testing.T, sender bench.Conn, r *tcpReflector) reflectRes
 	return res
 }
 
-// tcpSNMP reads the Tcp counters of side's /proc/net/snmp.
-func tcpSNMP(t *testing.T, tb *nsbed.Testbed, side nsbed.Side) map[string]int64 {
-	t.Helper()
-	var data []byte
-	if err := tb.Do(side, func() (err error) {
-		data, err = os.ReadFile("/proc/thread-self/net/snmp")
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	var names, values []string
-	for _, line := range strings.Split(string(data), "\n") {
-		if f := strings.Fields(line); len(f) > 0 && f[0] == "Tcp:" {
-			if names == nil {
-				names = f[1:]
-			} else {
-				values = f[1:]
-			}
-		}
-	}
-	m := map[string]int64{}
-	for i := range min(len(names), len(values)) {
-		m[names[i]], _ = strconv.ParseInt(values[i], 10, 64)
-	}
-	return m
-}
-
 // checkKernelSawCleanConnection compares a kernel's TCP counters before and
 // after one connection: opened once, no resets, retransmissions or errors.
 func checkKernelSawCleanConnection(t *testing.T, before, after map[string]int64, opens string) {
@@ -202,7 +173,7 @@ func TestPathTCPPingPong(t *testing.T) {
 		for _, wait := range []bench.WaitStrategy{bench.WaitPoll, bench.WaitSpin} {
 			name := familyName(ipv6) + "/" + string(wait)
 			t.Run(name, func(t *testing.T) {
-				tb := newPathBed(t, nsbed.Options{})
+				tb := bedtest.New(t, nsbed.Options{})
 				path := NewPath(PathOptions{})
 				_, refl, sender := tcpPair(t, tb, path, path, ipv6, wait)
 				if s, ok := sender.(*tcpConn); !ok || s.State() != utcp.StateEstablished {
@@ -240,7 +211,7 @@ func TestPathTCPPingPong(t *testing.T) {
 func TestPathTCPKernelBaseline(t *testing.T) {
 	const n = 500
 	for _, wait := range []bench.WaitStrategy{bench.WaitBlock, bench.WaitSpin} {
-		tb := newPathBed(t, nsbed.Options{})
+		tb := bedtest.New(t, nsbed.Options{})
 		kernel := kernelpath.NewPath()
 		_, refl, sender := tcpPair(t, tb, kernel, kernel, false, wait)
 		rr := startTCPReflector(refl)
@@ -258,8 +229,8 @@ func TestPathTCPMixed(t *testing.T) {
 	const n = 200
 	for _, ipv6 := range []bool{false, true} {
 		t.Run(familyName(ipv6)+"/xdp-to-kernel", func(t *testing.T) {
-			tb := newPathBed(t, nsbed.Options{})
-			before := tcpSNMP(t, tb, nsbed.B)
+			tb := bedtest.New(t, nsbed.Options{})
+			before := bedtest.TCPCounters(t, tb, nsbed.B)
 			_, refl, sender := tcpPair(t, tb, NewPath(PathOptions{}), kernelpath.NewPath(), ipv6, bench.WaitBlock)
 			rr := startTCPReflector(refl)
 			recs := pathPingPong(t, sender, n)
@@ -268,12 +239,12 @@ func TestPathTCPMixed(t *testing.T) {
 			checkCleanTCPCounters(t, "xdp sender", sender, n)
 			checkPathReflected(t, closeTCPSender(t, sender, rr), n, false)
 			time.Sleep(50 * time.Millisecond)
-			checkKernelSawCleanConnection(t, before, tcpSNMP(t, tb, nsbed.B), "PassiveOpens")
+			checkKernelSawCleanConnection(t, before, bedtest.TCPCounters(t, tb, nsbed.B), "PassiveOpens")
 			t.Logf("xdp sender → kernel reflector: median RTT %v", pathMedianRTT(recs))
 		})
 		t.Run(familyName(ipv6)+"/kernel-to-xdp", func(t *testing.T) {
-			tb := newPathBed(t, nsbed.Options{})
-			before := tcpSNMP(t, tb, nsbed.A)
+			tb := bedtest.New(t, nsbed.Options{})
+			before := bedtest.TCPCounters(t, tb, nsbed.A)
 			_, refl, sender := tcpPair(t, tb, kernelpath.NewPath(), NewPath(PathOptions{}), ipv6, bench.WaitBlock)
 			rr := startTCPReflector(refl)
 			recs := pathPingPong(t, sender, n)
@@ -285,7 +256,7 @@ func TestPathTCPMixed(t *testing.T) {
 			checkPathReflected(t, closeTCPSender(t, sender, rr), n, true)
 			checkCleanTCPCounters(t, "xdp reflector", refl, n)
 			time.Sleep(50 * time.Millisecond)
-			checkKernelSawCleanConnection(t, before, tcpSNMP(t, tb, nsbed.A), "ActiveOpens")
+			checkKernelSawCleanConnection(t, before, bedtest.TCPCounters(t, tb, nsbed.A), "ActiveOpens")
 			c := refl.(bench.Reporter).Counters()
 			t.Logf("kernel sender → xdp reflector: median RTT %v; %d segments with a checksum left to offload (veth CHECKSUM_PARTIAL)", pathMedianRTT(recs), c["rx_bad_checksum"])
 		})
@@ -296,11 +267,8 @@ func TestPathTCPMixed(t *testing.T) {
 // program: exactly the probes the program dropped never come back.
 func TestPathUDPDrop(t *testing.T) {
 	const n = 400
-	tb := newPathBed(t, nsbed.Options{})
-	ln, refl := listenIn(t, tb, nsbed.B, NewPath(PathOptions{DropPercent: 10}), bench.ListenSpec{
-		ConnSpec: udpSpec(bench.WaitPoll), Local: netip.AddrPortFrom(tb.AddrB4, 0)})
-	sender := dialIn(t, tb, nsbed.A, NewPath(PathOptions{}), bench.DialSpec{ConnSpec: udpSpec(bench.WaitPoll),
-		Local: tb.AddrA4, Remote: netip.AddrPortFrom(tb.AddrB4, ln.Port())})
+	tb := bedtest.New(t, nsbed.Options{})
+	_, refl, sender := udpPair(t, tb, NewPath(PathOptions{}), NewPath(PathOptions{DropPercent: 10}), udpSpec(bench.WaitPoll))
 	stop := startPathReflector(refl)
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
@@ -347,7 +315,7 @@ func TestPathUDPDrop(t *testing.T) {
 // TestPathTCPReset checks that a reset connection ends the peer's Recv
 // with an error wrapping utcp.ErrReset.
 func TestPathTCPReset(t *testing.T) {
-	tb := newPathBed(t, nsbed.Options{})
+	tb := bedtest.New(t, nsbed.Options{})
 	path := NewPath(PathOptions{})
 	_, refl, sender := tcpPair(t, tb, path, path, false, bench.WaitPoll)
 	rr := startTCPReflector(refl)
@@ -379,7 +347,7 @@ func TestPathTCPReset(t *testing.T) {
 // exactly once, in order.
 func TestPathTCPDrop(t *testing.T) {
 	const n = 150
-	tb := newPathBed(t, nsbed.Options{})
+	tb := bedtest.New(t, nsbed.Options{})
 	_, refl, sender := tcpPair(t, tb, NewPath(PathOptions{}), NewPath(PathOptions{DropPercent: 10}), false, bench.WaitPoll)
 	rr := startTCPReflector(refl)
 	recs := pathPingPong(t, sender, n)
@@ -411,7 +379,7 @@ func tcpPortFree(tb *nsbed.Testbed, side nsbed.Side, ap netip.AddrPort) error {
 }
 
 func TestPathTCPCloseLeavesNothing(t *testing.T) {
-	tb := newPathBed(t, nsbed.Options{})
+	tb := bedtest.New(t, nsbed.Options{})
 	fds := openFDCount(t)
 	path := NewPath(PathOptions{})
 	ln, refl, sender := tcpPair(t, tb, path, path, true, bench.WaitPoll)
@@ -428,17 +396,7 @@ func TestPathTCPCloseLeavesNothing(t *testing.T) {
 	rr := startTCPReflector(refl)
 	pathPingPong(t, sender, 20)
 	checkPathReflected(t, closeTCPSender(t, sender, rr), 20, true)
-	for _, c := range []interface{ Close() error }{sender, refl, ln} {
-		if err := c.Close(); err != nil {
-			t.Errorf("close: %v", err)
-		}
-		if err := c.Close(); err != nil {
-			t.Errorf("second close: %v", err)
-		}
-	}
-	if _, err := sender.Send(make([]byte, pathProbeSize)); err == nil {
-		t.Error("Send after Close succeeded")
-	}
+	closeSession(t, sender, refl, ln)
 	if _, _, err := sender.Recv(make([]byte, 100), time.Now()); err == nil {
 		t.Error("Recv after Close succeeded")
 	}
@@ -459,7 +417,7 @@ func TestPathTCPCloseLeavesNothing(t *testing.T) {
 // TestPathTCPDialErrors checks the handshake failures: a closed port
 // (the kernel answers RST) and a listener that never accepts (timeout).
 func TestPathTCPDialErrors(t *testing.T) {
-	tb := newPathBed(t, nsbed.Options{})
+	tb := bedtest.New(t, nsbed.Options{})
 	fds := openFDCount(t)
 	path := NewPath(PathOptions{})
 	dial := func(port uint16) error {
@@ -534,25 +492,9 @@ func tcpSegmentOf(f []byte, p frame.Packet) tcpSegment {
 
 // nextTCPData returns the next TCP frame with payload to port captured by c.
 func (c *capture) nextTCPData(port uint16, timeout time.Duration) ([]byte, error) {
-	end := time.Now().Add(timeout)
-	buf := make([]byte, 4096)
-	for time.Now().Before(end) {
-		n, from, err := unix.Recvfrom(c.fd, buf, 0)
-		if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		if ll, ok := from.(*unix.SockaddrLinklayer); ok && ll.Pkttype == unix.PACKET_OUTGOING {
-			continue
-		}
-		p, err := frame.ParseUnverified(buf[:n])
-		if err == nil && p.Protocol == frame.ProtocolTCP && p.DstPort == port && len(p.Payload) > 0 {
-			return slices.Clone(buf[:n]), nil
-		}
-	}
-	return nil, fmt.Errorf("no TCP data segment to port %d within %v", port, timeout)
+	return c.nextMatching(timeout, fmt.Sprintf("TCP data segment to port %d", port), func(p frame.Packet) bool {
+		return p.Protocol == frame.ProtocolTCP && p.DstPort == port && len(p.Payload) > 0
+	})
 }
 
 // compareTCPSegments checks that the xdp segment verifies and has the
@@ -582,14 +524,8 @@ func compareTCPSegments(t *testing.T, kf, xf []byte) {
 func TestPathTCPFrameIdentity(t *testing.T) {
 	for _, ipv6 := range []bool{false, true} {
 		t.Run(familyName(ipv6)+"/sender", func(t *testing.T) {
-			tb := newPathBed(t, nsbed.Options{})
-			var capt *capture
-			if err := tb.Do(nsbed.B, func() (err error) {
-				capt, err = openCapture(tb.IfindexB)
-				return err
-			}); err != nil {
-				t.Fatal(err)
-			}
+			tb := bedtest.New(t, nsbed.Options{})
+			capt := openCaptureIn(t, tb, nsbed.B)
 			defer capt.close()
 			segs := map[string][]byte{}
 			for _, path := range []bench.Path{kernelpath.NewPath(), NewPath(PathOptions{})} {
@@ -606,14 +542,8 @@ func TestPathTCPFrameIdentity(t *testing.T) {
 			compareTCPSegments(t, segs["kernel"], segs["xdp"])
 		})
 		t.Run(familyName(ipv6)+"/reflector", func(t *testing.T) {
-			tb := newPathBed(t, nsbed.Options{})
-			var capt *capture
-			if err := tb.Do(nsbed.A, func() (err error) {
-				capt, err = openCapture(tb.IfindexA)
-				return err
-			}); err != nil {
-				t.Fatal(err)
-			}
+			tb := bedtest.New(t, nsbed.Options{})
+			capt := openCaptureIn(t, tb, nsbed.A)
 			defer capt.close()
 			segs := map[string][]byte{}
 			for _, path := range []bench.Path{kernelpath.NewPath(), NewPath(PathOptions{})} {
@@ -636,38 +566,11 @@ func TestPathTCPFrameIdentity(t *testing.T) {
 // TestPathTCPNoAllocs checks that a TCP probe round trip (Send, Recv,
 // TxStamps on both ends) allocates nothing.
 func TestPathTCPNoAllocs(t *testing.T) {
-	tb := newPathBed(t, nsbed.Options{})
+	tb := bedtest.New(t, nsbed.Options{})
 	path := NewPath(PathOptions{})
 	_, refl, sender := tcpPair(t, tb, path, path, false, bench.WaitPoll)
 	rr := startTCPReflector(refl)
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	probe := make([]byte, pathProbeSize)
-	bench.MarshalProbe(probe, 7, 0)
-	buf := make([]byte, bench.MaxProbeSize)
-	onStamp := func(uint64, bench.TxStampKind, int64) {}
-	var failed error
-	roundTrip := func() {
-		if _, err := sender.Send(probe); err != nil && failed == nil {
-			failed = err
-		}
-		if _, _, err := sender.Recv(buf, time.Now().Add(time.Second)); err != nil && failed == nil {
-			failed = err
-		}
-		if err := sender.TxStamps(onStamp); err != nil && failed == nil {
-			failed = err
-		}
-	}
-	for range 100 {
-		roundTrip()
-	}
-	allocs := testing.AllocsPerRun(2000, roundTrip)
-	if failed != nil {
-		t.Fatal(failed)
-	}
-	if allocs != 0 {
-		t.Errorf("%v allocations per round trip, want 0", allocs)
-	}
+	checkRoundTripAllocs(t, sender)
 	if res := closeTCPSender(t, sender, rr); res.err != nil {
 		t.Error(res.err)
 	}
@@ -677,49 +580,11 @@ func TestPathTCPNoAllocs(t *testing.T) {
 // Conns of the same path in two namespaces (veth), each end on its own
 // locked thread, and reports the median and 99th percentile round trip.
 func BenchmarkPathTCPPingPong(b *testing.B) {
-	for _, tc := range []struct {
-		path bench.Path
-		wait bench.WaitStrategy
-	}{
-		{kernelpath.NewPath(), bench.WaitBlock},
-		{NewPath(PathOptions{}), bench.WaitPoll},
-		{kernelpath.NewPath(), bench.WaitSpin},
-		{NewPath(PathOptions{}), bench.WaitSpin},
-	} {
-		b.Run(tc.path.Name()+"/"+string(tc.wait), func(b *testing.B) {
-			tb := newPathBed(b, nsbed.Options{})
-			_, refl, sender := tcpPair(b, tb, tc.path, tc.path, false, tc.wait)
-			rr := startTCPReflector(refl)
-			defer func() { sender.Close(); rr.stop() }()
-			runtime.LockOSThread()
-			defer runtime.UnlockOSThread()
-			probe := make([]byte, pathProbeSize)
-			bench.MarshalProbe(probe, 7, 0)
-			buf := make([]byte, bench.MaxProbeSize)
-			onStamp := func(uint64, bench.TxStampKind, int64) {}
-			rtts := make([]int64, 0, b.N)
-			b.ReportAllocs()
-			b.ResetTimer()
-			for range b.N {
-				userTx, err := sender.Send(probe)
-				if err != nil {
-					b.Fatal(err)
-				}
-				_, rx, err := sender.Recv(buf, time.Now().Add(time.Second))
-				if err != nil {
-					b.Fatal(err)
-				}
-				rtts = append(rtts, rx.User-userTx)
-				if err := sender.TxStamps(onStamp); err != nil {
-					b.Fatal(err)
-				}
-			}
-			b.StopTimer()
-			slices.Sort(rtts)
-			b.ReportMetric(float64(rtts[len(rtts)/2]), "p50-ns")
-			b.ReportMetric(float64(rtts[len(rtts)*99/100]), "p99-ns")
-		})
-	}
+	benchEachPath(b, func(b *testing.B, tb *nsbed.Testbed, path bench.Path, wait bench.WaitStrategy) (bench.Conn, func()) {
+		_, refl, sender := tcpPair(b, tb, path, path, false, wait)
+		rr := startTCPReflector(refl)
+		return sender, func() { sender.Close(); rr.stop() }
+	})
 }
 
 // TestPathTCPLargeProbes sends probes that span several segments (up to
@@ -730,7 +595,7 @@ func TestPathTCPLargeProbes(t *testing.T) {
 	sizes := []int{bench.HeaderSize, 1448, 1449, 2896, 3000, 9000, 20000, bench.MaxProbeSize, 100}
 	for _, reflPath := range []bench.Path{kernelpath.NewPath(), NewPath(PathOptions{})} {
 		t.Run("to-"+reflPath.Name(), func(t *testing.T) {
-			tb := newPathBed(t, nsbed.Options{})
+			tb := bedtest.New(t, nsbed.Options{})
 			_, refl, sender := tcpPair(t, tb, NewPath(PathOptions{}), reflPath, false, bench.WaitBlock)
 			rr := startTCPReflector(refl)
 			runtime.LockOSThread()

@@ -19,6 +19,8 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/stackgap/stackgap/internal/testutil"
 )
 
 // TestOpenValidatesBeforeTouchingTheKernel needs no privileges: options and
@@ -36,19 +38,14 @@ func TestOpenValidatesBeforeTouchingTheKernel(t *testing.T) {
 	}
 }
 
-func requireRoot(tb testing.TB) {
-	tb.Helper()
-	if os.Geteuid() == 0 {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		tb.Fatal("needs root, and CI=true forbids skipping")
-	}
-	tb.Skip("needs root")
-}
-
 // testbed is two fresh network namespaces joined by a veth pair:
 // A (198.18.0.1, where the AF_XDP sockets live) and B (198.18.0.2).
+//
+// It is not internal/testbed on purpose: these tests redirect every frame of
+// an interface to their AF_XDP sockets, so the link must never carry IPv6
+// (multicast listener reports, solicitations), and IPv6 is off on both ends
+// before they come up. internal/testbed brings the link up with IPv6
+// addresses, whose first packets could still be in flight once a test starts.
 type testbed struct {
 	nsA, nsB   netns.NsHandle
 	ifA, ifB   string
@@ -61,7 +58,7 @@ type testbed struct {
 // the test: the test switches namespaces on it.
 func newTestbed(tb testing.TB) *testbed {
 	tb.Helper()
-	requireRoot(tb)
+	testutil.RequireRoot(tb)
 	runtime.LockOSThread()
 	orig, err := netns.Get()
 	if err != nil {

@@ -5,12 +5,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net"
 	"net/netip"
 	"os"
 	"os/exec"
-	"runtime"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -22,9 +20,10 @@ import (
 	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/link"
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
+	nsbed "github.com/stackgap/stackgap/internal/testbed"
+	"github.com/stackgap/stackgap/internal/testbed/bedtest"
 	"github.com/stackgap/stackgap/xdp/frame"
 )
 
@@ -34,109 +33,14 @@ const (
 	steerAttachedGeneric = 2
 )
 
-var (
-	steerHostAddr4 = netip.MustParseAddr("198.18.0.1")
-	steerPeerAddr4 = netip.MustParseAddr("198.18.0.2")
-	steerHostAddr6 = netip.MustParseAddr("2001:2::1")
-	steerPeerAddr6 = netip.MustParseAddr("2001:2::2")
-)
-
-// steerBed is two fresh network namespaces joined by a veth pair. The test's
-// goroutine is locked to its OS thread and sits in host; peer is the far end.
-type steerBed struct {
-	host, peer       netns.NsHandle
-	hostIf, peerIf   string
-	hostIdx, peerIdx int
-}
-
-func steerNeedRoot(t *testing.T) {
+// newSteerBed creates a testbed whose side A, the host the steering program
+// is attached to, holds the test's goroutine for the rest of the test; B is
+// the peer that sends.
+func newSteerBed(t *testing.T) *nsbed.Testbed {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("needs root (CI=true, so not skipping)")
-		}
-		t.Skip("needs root")
-	}
-}
-
-func newSteerBed(t *testing.T) *steerBed {
-	t.Helper()
-	steerNeedRoot(t)
-	runtime.LockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		t.Fatalf("get current netns: %v", err)
-	}
-	t.Cleanup(func() {
-		// Leave the thread locked if it cannot go home: it dies with the goroutine.
-		if err := netns.Set(orig); err != nil {
-			t.Errorf("restore netns: %v", err)
-			return
-		}
-		orig.Close()
-		runtime.UnlockOSThread()
-	})
-	suffix := fmt.Sprintf("%d%03x", os.Getpid()%100000, rand.IntN(0x1000))
-	b := &steerBed{hostIf: "sgh" + suffix, peerIf: "sgp" + suffix}
-	if b.peer, err = netns.New(); err != nil {
-		t.Fatalf("create peer netns: %v", err)
-	}
-	t.Cleanup(func() { b.peer.Close() })
-	if b.host, err = netns.New(); err != nil {
-		t.Fatalf("create host netns: %v", err)
-	}
-	t.Cleanup(func() { b.host.Close() })
-	// Removing the namespaces removes the veth pair; delete it explicitly anyway.
-	veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: b.hostIf}, PeerName: b.peerIf, PeerNamespace: netlink.NsFd(b.peer)}
-	if err := netlink.LinkAdd(veth); err != nil {
-		t.Fatalf("add veth %s: %v", b.hostIf, err)
-	}
-	t.Cleanup(func() {
-		if err := netns.Set(b.host); err == nil {
-			if l, err := netlink.LinkByName(b.hostIf); err == nil {
-				netlink.LinkDel(l)
-			}
-		}
-	})
-	b.hostIdx = steerSetupLink(t, b.hostIf, steerHostAddr4, steerHostAddr6)
-	b.in(t, b.peer, func() { b.peerIdx = steerSetupLink(t, b.peerIf, steerPeerAddr4, steerPeerAddr6) })
-	return b
-}
-
-func steerSetupLink(t *testing.T, name string, v4, v6 netip.Addr) int {
-	t.Helper()
-	l, err := netlink.LinkByName(name)
-	if err != nil {
-		t.Fatalf("find %s: %v", name, err)
-	}
-	for _, a := range []*netlink.Addr{
-		{IPNet: &net.IPNet{IP: v4.AsSlice(), Mask: net.CIDRMask(24, 32)}},
-		{IPNet: &net.IPNet{IP: v6.AsSlice(), Mask: net.CIDRMask(64, 128)}, Flags: unix.IFA_F_NODAD},
-	} {
-		if err := netlink.AddrAdd(l, a); err != nil {
-			t.Fatalf("add address %v to %s: %v", a, name, err)
-		}
-	}
-	for _, up := range []netlink.Link{l, &netlink.Device{LinkAttrs: netlink.LinkAttrs{Name: "lo"}}} {
-		if err := netlink.LinkSetUp(up); err != nil {
-			t.Fatalf("set %s up: %v", up.Attrs().Name, err)
-		}
-	}
-	return l.Attrs().Index
-}
-
-// in runs fn with the thread in ns, then returns it to host.
-func (b *steerBed) in(t *testing.T, ns netns.NsHandle, fn func()) {
-	t.Helper()
-	if err := netns.Set(ns); err != nil {
-		t.Fatalf("enter netns: %v", err)
-	}
-	defer func() {
-		if err := netns.Set(b.host); err != nil {
-			panic(fmt.Sprintf("cannot return to host netns: %v", err)) // the thread is unusable
-		}
-	}()
-	fn()
+	tb := bedtest.New(t, nsbed.Options{})
+	bedtest.Enter(t, tb, nsbed.A)
+	return tb
 }
 
 func steerHostXDP(t *testing.T, ifname string) *netlink.LinkXdp {
@@ -167,7 +71,7 @@ func steerCheckDetached(t *testing.T, ifname string) {
 }
 
 func TestAttachSteeringModes(t *testing.T) {
-	b := newSteerBed(t)
+	tb := newSteerBed(t)
 	tests := []struct {
 		name         string
 		opts         SteerOptions
@@ -182,7 +86,7 @@ func TestAttachSteeringModes(t *testing.T) {
 		{"auto hardware rx", SteerOptions{Mode: SteerModeAuto, HardwareRX: true}, SteerModeDriver, steerAttachedDriver, true},
 	}
 	for _, tt := range tests {
-		tt.opts.Ifindex = b.hostIdx
+		tt.opts.Ifindex = tb.IfindexA
 		s, err := AttachSteering(tt.opts)
 		if err != nil {
 			t.Fatalf("%s: AttachSteering(%+v): %v", tt.name, tt.opts, err)
@@ -194,7 +98,7 @@ func TestAttachSteeringModes(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", tt.name, err)
 		}
-		if x := steerHostXDP(t, b.hostIf); x.ProgId != uint32(id) || x.AttachMode != tt.wantAttached {
+		if x := steerHostXDP(t, tb.IfaceA); x.ProgId != uint32(id) || x.AttachMode != tt.wantAttached {
 			t.Errorf("%s: netlink shows program %d mode %d, want %d mode %d", tt.name, x.ProgId, x.AttachMode, id, tt.wantAttached)
 		}
 		steerCheckMisuse(t, s)
@@ -210,7 +114,7 @@ func TestAttachSteeringModes(t *testing.T) {
 		if _, err := s.Stats(); !errors.Is(err, errSteeringClosed) {
 			t.Errorf("%s: Stats after Close: %v", tt.name, err)
 		}
-		steerCheckDetached(t, b.hostIf)
+		steerCheckDetached(t, tb.IfaceA)
 		if _, err := ebpf.NewProgramFromID(id); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("%s: program %d still loaded after Close (err %v)", tt.name, id, err)
 		}
@@ -263,14 +167,14 @@ func steerCheckMisuse(t *testing.T, s *Steering) {
 // SetDropPercent of live probe-flow frames is dropped and counted, nothing
 // else is touched.
 func TestSteeringDrop(t *testing.T) {
-	b := newSteerBed(t)
+	tb := newSteerBed(t)
 	const probePort, otherPort = 4100, 4101
-	s, err := AttachSteering(SteerOptions{Ifindex: b.hostIdx, Mode: SteerModeDriver})
+	s, err := AttachSteering(SteerOptions{Ifindex: tb.IfindexA, Mode: SteerModeDriver})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	xsk := newSteerXSK(t, b.hostIdx)
+	xsk := newSteerXSK(t, tb.IfindexA)
 	if err := s.Register(0, xsk.fd); err != nil {
 		t.Fatal(err)
 	}
@@ -279,10 +183,10 @@ func TestSteeringDrop(t *testing.T) {
 	}
 	host, hostOther := steerUDPSocket(t, false, probePort), steerUDPSocket(t, false, otherPort)
 	var peer int
-	b.in(t, b.peer, func() { peer = steerUDPSocket(t, false, 0) })
+	bedtest.In(t, tb, nsbed.B, func() { peer = steerUDPSocket(t, false, 0) })
 	send := func(p []byte, port int) {
 		t.Helper()
-		if err := unix.Sendto(peer, p, 0, steerSockaddr(steerHostAddr4, port)); err != nil {
+		if err := unix.Sendto(peer, p, 0, steerSockaddr(tb.AddrA4, port)); err != nil {
 			t.Fatalf("send to port %d: %v", port, err)
 		}
 	}
@@ -371,7 +275,7 @@ func TestSteeringDrop(t *testing.T) {
 }
 
 func TestAttachSteeringFallbackAndErrors(t *testing.T) {
-	b := newSteerBed(t)
+	tb := newSteerBed(t)
 	lo, err := netlink.LinkByName("lo")
 	if err != nil {
 		t.Fatal(err)
@@ -402,8 +306,8 @@ func TestAttachSteeringFallbackAndErrors(t *testing.T) {
 		{SteerOptions{Ifindex: loIdx, Mode: SteerModeDriver, HardwareRX: true}, "lo does not support XDP in driver mode"},
 		{SteerOptions{Ifindex: 99999}, "unknown interface index 99999"},
 		{SteerOptions{Ifindex: 0}, "invalid interface index: 0"},
-		{SteerOptions{Ifindex: b.hostIdx, Mode: "native"}, `invalid mode "native"`},
-		{SteerOptions{Ifindex: b.hostIdx, Mode: SteerModeGeneric, HardwareRX: true}, "hardware RX timestamps need driver mode"},
+		{SteerOptions{Ifindex: tb.IfindexA, Mode: "native"}, `invalid mode "native"`},
+		{SteerOptions{Ifindex: tb.IfindexA, Mode: SteerModeGeneric, HardwareRX: true}, "hardware RX timestamps need driver mode"},
 	} {
 		s, err := AttachSteering(tt.opts)
 		if err == nil {
@@ -416,7 +320,7 @@ func TestAttachSteeringFallbackAndErrors(t *testing.T) {
 		}
 	}
 	steerCheckDetached(t, "lo")
-	steerCheckDetached(t, b.hostIf)
+	steerCheckDetached(t, tb.IfaceA)
 }
 
 // steerForeignProgram loads a minimal XDP_PASS program named name.
@@ -434,8 +338,8 @@ func steerForeignProgram(t *testing.T, name string) *ebpf.Program {
 }
 
 func TestAttachSteeringRefusesAttachedProgram(t *testing.T) {
-	b := newSteerBed(t)
-	host, err := netlink.LinkByName(b.hostIf)
+	tb := newSteerBed(t)
+	host, err := netlink.LinkByName(tb.IfaceA)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -453,7 +357,7 @@ func TestAttachSteeringRefusesAttachedProgram(t *testing.T) {
 			if how == "bpf_link generic" {
 				flags = link.XDPGenericMode
 			}
-			l, err := link.AttachXDP(link.XDPOptions{Program: foreign, Interface: b.hostIdx, Flags: flags})
+			l, err := link.AttachXDP(link.XDPOptions{Program: foreign, Interface: tb.IfindexA, Flags: flags})
 			if err != nil {
 				t.Fatalf("%s: attach foreign program: %v", how, err)
 			}
@@ -465,24 +369,24 @@ func TestAttachSteeringRefusesAttachedProgram(t *testing.T) {
 			detach = func() error { return netlink.LinkSetXdpFdWithFlags(host, -1, unix.XDP_FLAGS_SKB_MODE) }
 		}
 		for _, mode := range []string{SteerModeAuto, SteerModeDriver, SteerModeGeneric} {
-			s, err := AttachSteering(SteerOptions{Ifindex: b.hostIdx, Mode: mode})
+			s, err := AttachSteering(SteerOptions{Ifindex: tb.IfindexA, Mode: mode})
 			if err == nil {
 				s.Close()
 				t.Fatalf("%s: AttachSteering in %s mode succeeded over a foreign program", how, mode)
 			}
-			want := fmt.Sprintf("%s already has XDP program id %d (name foreign_xdp) attached; stackgap never detaches another program", b.hostIf, id)
+			want := fmt.Sprintf("%s already has XDP program id %d (name foreign_xdp) attached; stackgap never detaches another program", tb.IfaceA, id)
 			var attached *XDPProgramAttachedError
 			if !errors.As(err, &attached) || err.Error() != want {
 				t.Errorf("%s, %s mode: error %q, want %q", how, mode, err, want)
 			}
-			if x := steerHostXDP(t, b.hostIf); x.ProgId != uint32(id) {
+			if x := steerHostXDP(t, tb.IfaceA); x.ProgId != uint32(id) {
 				t.Errorf("%s, %s mode: foreign program %d no longer attached (netlink prog id %d)", how, mode, id, x.ProgId)
 			}
 		}
 		if err := detach(); err != nil {
 			t.Fatalf("%s: detach foreign program: %v", how, err)
 		}
-		steerCheckDetached(t, b.hostIf)
+		steerCheckDetached(t, tb.IfaceA)
 	}
 }
 
@@ -682,20 +586,20 @@ func TestSteeringRedirectsOnlyProbes(t *testing.T) {
 }
 
 func testSteeringRedirects(t *testing.T, opts SteerOptions) {
-	b := newSteerBed(t)
+	tb := newSteerBed(t)
 	const probePort, otherPort, tcpPort = 4000, 4001, 5000
 	taiOffset, err := MeasureTAIOffset()
 	if err != nil {
 		t.Fatal(err)
 	}
 
-	opts.Ifindex = b.hostIdx
+	opts.Ifindex = tb.IfindexA
 	s, err := AttachSteering(opts)
 	if err != nil {
 		t.Fatalf("AttachSteering(%+v): %v", opts, err)
 	}
 	t.Cleanup(func() { s.Close() })
-	xsk := newSteerXSK(t, b.hostIdx)
+	xsk := newSteerXSK(t, tb.IfindexA)
 	if err := s.Register(0, xsk.fd); err != nil {
 		t.Fatal(err)
 	}
@@ -713,7 +617,7 @@ func testSteeringRedirects(t *testing.T, opts SteerOptions) {
 	host4, host6 := steerUDPSocket(t, false, probePort), steerUDPSocket(t, true, probePort)
 	hostOther := steerUDPSocket(t, false, otherPort)
 	var peer4, peer6, peerPing, peerTCP int
-	b.in(t, b.peer, func() {
+	bedtest.In(t, tb, nsbed.B, func() {
 		peer4, peer6 = steerUDPSocket(t, false, 0), steerUDPSocket(t, true, 0)
 		if peerPing, err = unix.Socket(unix.AF_INET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_ICMP); err != nil {
 			t.Fatalf("raw icmp socket: %v", err)
@@ -779,59 +683,59 @@ func testSteeringRedirects(t *testing.T, opts SteerOptions) {
 	// 1. probes to live flows are redirected, IPv4 and IPv6
 	probe := steerProbe(1)
 	sent := time.Now()
-	send(peer4, probe, steerHostAddr4, probePort)
+	send(peer4, probe, tb.AddrA4, probePort)
 	expectXSK("ipv4 probe", udpPayloadIs(probe), sent)
 	want.Redirected++
 	probe6 := steerProbe(2)
 	sent = time.Now()
-	send(peer6, probe6, steerHostAddr6, probePort)
+	send(peer6, probe6, tb.AddrA6, probePort)
 	expectXSK("ipv6 probe", udpPayloadIs(probe6), sent)
 	want.Redirected++
 
 	// 2. non-probe to a live UDP flow goes to the kernel
 	plain := []byte("not a probe, just udp")
-	send(peer4, plain, steerHostAddr4, probePort)
+	send(peer4, plain, tb.AddrA4, probePort)
 	steerRecvKernel(t, host4, plain, "ipv4 non-probe")
-	send(peer6, plain, steerHostAddr6, probePort)
+	send(peer6, plain, tb.AddrA6, probePort)
 	steerRecvKernel(t, host6, plain, "ipv6 non-probe")
 	wrongVersion := steerProbe(3)
 	wrongVersion[2] = 2
-	send(peer4, wrongVersion, steerHostAddr4, probePort)
+	send(peer4, wrongVersion, tb.AddrA4, probePort)
 	steerRecvKernel(t, host4, wrongVersion, "probe with version 2")
 	short := []byte{0x53, 0x47}
-	send(peer4, short, steerHostAddr4, probePort)
+	send(peer4, short, tb.AddrA4, probePort)
 	steerRecvKernel(t, host4, short, "magic without version")
 	want.NotProbe += 4
 	passedAtLeast += 4
 
 	// 3. a probe to a port that is not a live flow goes to the kernel
 	other := steerProbe(4)
-	send(peer4, other, steerHostAddr4, otherPort)
+	send(peer4, other, tb.AddrA4, otherPort)
 	steerRecvKernel(t, hostOther, other, "probe to another port")
 	passedAtLeast++
 
 	// 4. ICMP is passed
-	steerPing(t, peerPing, steerHostAddr4)
+	steerPing(t, peerPing, tb.AddrA4)
 	passedAtLeast += 1
 	expectNoXSK("after kernel traffic")
 
 	// 4b. IPv4 fragments are passed, even of a probe; the kernel reassembles them
 	big := append(steerProbe(10), make([]byte, 3000)...)
 	binary.BigEndian.PutUint16(big[16:18], uint16(len(big)))
-	send(peer4, big, steerHostAddr4, probePort)
+	send(peer4, big, tb.AddrA4, probePort)
 	steerRecvKernel(t, host4, big, "fragmented probe")
 	passedAtLeast += 3
 	expectNoXSK("after fragments")
 
 	// 4c. IPv4 options (IHL 6) are skipped
-	b.in(t, b.peer, func() {
+	bedtest.In(t, tb, nsbed.B, func() {
 		if err := unix.SetsockoptString(peer4, unix.IPPROTO_IP, unix.IP_OPTIONS, "\x01\x01\x01\x00"); err != nil {
 			t.Fatalf("set IP_OPTIONS: %v", err)
 		}
 	})
 	probe = steerProbe(11)
 	sent = time.Now()
-	send(peer4, probe, steerHostAddr4, probePort)
+	send(peer4, probe, tb.AddrA4, probePort)
 	expectXSK("ipv4 probe with options", func(f []byte) bool { return f[14] == 0x46 && udpPayloadIs(probe)(f) }, sent)
 	want.Redirected++
 	if err := unix.SetsockoptString(peer4, unix.IPPROTO_IP, unix.IP_OPTIONS, ""); err != nil {
@@ -840,14 +744,14 @@ func testSteeringRedirects(t *testing.T, opts SteerOptions) {
 
 	// 4d. one VLAN tag is skipped. This kernel has no 802.1Q devices, so the
 	// peer injects the tagged frame through a packet socket.
-	hostLink, err := netlink.LinkByIndex(b.hostIdx)
+	hostLink, err := netlink.LinkByIndex(tb.IfindexA)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var peerMAC net.HardwareAddr
 	var peerRaw int
-	b.in(t, b.peer, func() {
-		peerLink, err := netlink.LinkByIndex(b.peerIdx)
+	bedtest.In(t, tb, nsbed.B, func() {
+		peerLink, err := netlink.LinkByIndex(tb.IfindexB)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -858,7 +762,7 @@ func testSteeringRedirects(t *testing.T, opts SteerOptions) {
 	})
 	t.Cleanup(func() { unix.Close(peerRaw) })
 	probe = steerProbe(12)
-	hdr := frame.Header{SrcMAC: peerMAC, DstMAC: hostLink.Attrs().HardwareAddr, Src: steerPeerAddr4, Dst: steerHostAddr4, SrcPort: 40000, DstPort: probePort}
+	hdr := frame.Header{SrcMAC: peerMAC, DstMAC: hostLink.Attrs().HardwareAddr, Src: tb.AddrB4, Dst: tb.AddrA4, SrcPort: 40000, DstPort: probePort}
 	untagged := make([]byte, 128)
 	n, err := frame.BuildUDP(untagged, &hdr, probe)
 	if err != nil {
@@ -866,7 +770,7 @@ func testSteeringRedirects(t *testing.T, opts SteerOptions) {
 	}
 	tagged := append(append(append([]byte(nil), untagged[:12]...), 0x81, 0x00, 0x00, 100), untagged[12:n]...)
 	sent = time.Now()
-	if err := unix.Sendto(peerRaw, tagged, 0, &unix.SockaddrLinklayer{Ifindex: b.peerIdx, Halen: 6}); err != nil {
+	if err := unix.Sendto(peerRaw, tagged, 0, &unix.SockaddrLinklayer{Ifindex: tb.IfindexB, Halen: 6}); err != nil {
 		t.Fatalf("inject vlan-tagged frame: %v", err)
 	}
 	expectXSK("vlan-tagged probe", func(f []byte) bool {
@@ -877,7 +781,7 @@ func testSteeringRedirects(t *testing.T, opts SteerOptions) {
 
 	// 5. every segment of a live TCP flow is redirected: the SYN here
 	sent = time.Now()
-	if err := unix.Connect(peerTCP, steerSockaddr(steerHostAddr4, tcpPort)); !errors.Is(err, unix.EINPROGRESS) {
+	if err := unix.Connect(peerTCP, steerSockaddr(tb.AddrA4, tcpPort)); !errors.Is(err, unix.EINPROGRESS) {
 		t.Fatalf("tcp connect: %v, want EINPROGRESS", err)
 	}
 	expectXSK("tcp syn", func(f []byte) bool {
@@ -894,7 +798,7 @@ func testSteeringRedirects(t *testing.T, opts SteerOptions) {
 		t.Errorf("second Unregister: %v", err)
 	}
 	probe = steerProbe(5)
-	send(peer4, probe, steerHostAddr4, probePort)
+	send(peer4, probe, tb.AddrA4, probePort)
 	steerRecvKernel(t, host4, probe, "probe without a registered socket")
 	want.NoSocket++
 	passedAtLeast++
@@ -911,7 +815,7 @@ func testSteeringRedirects(t *testing.T, opts SteerOptions) {
 		t.Errorf("second RemoveFlow: %v", err)
 	}
 	probe = steerProbe(6)
-	send(peer4, probe, steerHostAddr4, probePort)
+	send(peer4, probe, tb.AddrA4, probePort)
 	steerRecvKernel(t, host4, probe, "probe to a removed flow")
 	passedAtLeast++
 	expectNoXSK("after removed flow")
@@ -929,5 +833,5 @@ func testSteeringRedirects(t *testing.T, opts SteerOptions) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	steerCheckDetached(t, b.hostIf)
+	steerCheckDetached(t, tb.IfaceA)
 }

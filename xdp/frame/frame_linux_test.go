@@ -4,117 +4,27 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net"
 	"net/netip"
-	"os"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/safchain/ethtool"
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/stackgap/stackgap/internal/testbed"
+	"github.com/stackgap/stackgap/internal/testbed/bedtest"
 )
 
-var (
-	hostAddr4 = netip.MustParseAddr("198.18.0.1")
-	peerAddr4 = netip.MustParseAddr("198.18.0.2")
-	hostAddr6 = netip.MustParseAddr("2001:2::1")
-	peerAddr6 = netip.MustParseAddr("2001:2::2")
-)
-
-// vethBed is two fresh network namespaces joined by a veth pair; the test's
-// goroutine is locked to its OS thread and sits in host.
-type vethBed struct {
-	host, peer       netns.NsHandle
-	hostIf, peerIf   string
-	hostIdx, peerIdx int
-	hostMAC, peerMAC net.HardwareAddr
-}
-
-func newVethBed(t *testing.T) *vethBed {
+// newEnteredBed creates a testbed whose side A, the host these tests send from,
+// holds the test's goroutine for the rest of the test; B is the peer.
+func newEnteredBed(t *testing.T) *testbed.Testbed {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("needs root (CI=true, so not skipping)")
-		}
-		t.Skip("needs root")
-	}
-	runtime.LockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		t.Fatalf("get current netns: %v", err)
-	}
-	t.Cleanup(func() {
-		// Leave the thread locked if it cannot go home: it dies with the goroutine.
-		if err := netns.Set(orig); err != nil {
-			t.Errorf("restore netns: %v", err)
-			return
-		}
-		orig.Close()
-		runtime.UnlockOSThread()
-	})
-	suffix := fmt.Sprintf("%d%03x", os.Getpid()%100000, rand.IntN(0x1000))
-	b := &vethBed{hostIf: "sfh" + suffix, peerIf: "sfp" + suffix}
-	if b.peer, err = netns.New(); err != nil {
-		t.Fatalf("create peer netns: %v", err)
-	}
-	t.Cleanup(func() { b.peer.Close() })
-	if b.host, err = netns.New(); err != nil {
-		t.Fatalf("create host netns: %v", err)
-	}
-	t.Cleanup(func() { b.host.Close() })
-	veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: b.hostIf}, PeerName: b.peerIf, PeerNamespace: netlink.NsFd(b.peer)}
-	if err := netlink.LinkAdd(veth); err != nil {
-		t.Fatalf("add veth %s: %v", b.hostIf, err)
-	}
-	t.Cleanup(func() {
-		if err := netns.Set(b.host); err == nil {
-			if l, err := netlink.LinkByName(b.hostIf); err == nil {
-				netlink.LinkDel(l)
-			}
-		}
-	})
-	b.hostIdx, b.hostMAC = setupLink(t, b.hostIf, hostAddr4, hostAddr6)
-	b.in(t, b.peer, func() { b.peerIdx, b.peerMAC = setupLink(t, b.peerIf, peerAddr4, peerAddr6) })
-	return b
-}
-
-func setupLink(t *testing.T, name string, v4, v6 netip.Addr) (int, net.HardwareAddr) {
-	t.Helper()
-	l, err := netlink.LinkByName(name)
-	if err != nil {
-		t.Fatalf("find %s: %v", name, err)
-	}
-	for _, a := range []*netlink.Addr{
-		{IPNet: &net.IPNet{IP: v4.AsSlice(), Mask: net.CIDRMask(24, 32)}},
-		{IPNet: &net.IPNet{IP: v6.AsSlice(), Mask: net.CIDRMask(64, 128)}, Flags: unix.IFA_F_NODAD},
-	} {
-		if err := netlink.AddrAdd(l, a); err != nil {
-			t.Fatalf("add address %v to %s: %v", a, name, err)
-		}
-	}
-	if err := netlink.LinkSetUp(l); err != nil {
-		t.Fatalf("set %s up: %v", name, err)
-	}
-	return l.Attrs().Index, l.Attrs().HardwareAddr
-}
-
-// in runs fn with the thread in ns, then returns it to host.
-func (b *vethBed) in(t *testing.T, ns netns.NsHandle, fn func()) {
-	t.Helper()
-	if err := netns.Set(ns); err != nil {
-		t.Fatalf("enter netns: %v", err)
-	}
-	defer func() {
-		if err := netns.Set(b.host); err != nil {
-			panic(fmt.Sprintf("cannot return to host netns: %v", err)) // the thread is unusable
-		}
-	}()
-	fn()
+	tb := bedtest.New(t, testbed.Options{})
+	bedtest.Enter(t, tb, testbed.A)
+	return tb
 }
 
 func sockaddr(a netip.Addr, port int) unix.Sockaddr {
@@ -171,7 +81,7 @@ func capture(t *testing.T, fd int, proto uint8, dstPort uint16) []byte {
 // byte once the fields the kernel picks at random (IPv4 ID, IPv6 flow label,
 // TCP initial sequence number) are copied from the capture.
 func TestKernelFramesMatch(t *testing.T) {
-	b := newVethBed(t)
+	tb := newEnteredBed(t)
 	// The kernel must compute the checksums itself rather than leave them to
 	// an offload veth never runs.
 	et, err := ethtool.NewEthtool()
@@ -179,18 +89,18 @@ func TestKernelFramesMatch(t *testing.T) {
 		t.Fatalf("ethtool: %v", err)
 	}
 	defer et.Close()
-	if err := et.Change(b.hostIf, map[string]bool{"tx-checksum-ip-generic": false}); err != nil {
-		t.Fatalf("turn off tx checksum offload on %s: %v", b.hostIf, err)
+	if err := et.Change(tb.IfaceA, map[string]bool{"tx-checksum-ip-generic": false}); err != nil {
+		t.Fatalf("turn off tx checksum offload on %s: %v", tb.IfaceA, err)
 	}
 
 	var raw int
-	b.in(t, b.peer, func() {
+	bedtest.In(t, tb, testbed.B, func() {
 		if raw, err = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, int(htons(unix.ETH_P_ALL))); err != nil {
 			t.Fatalf("packet socket: %v", err)
 		}
 	})
 	t.Cleanup(func() { unix.Close(raw) })
-	if err := unix.Bind(raw, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: b.peerIdx}); err != nil {
+	if err := unix.Bind(raw, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: tb.IfindexB}); err != nil {
 		t.Fatalf("bind packet socket: %v", err)
 	}
 	if err := unix.SetsockoptTimeval(raw, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Usec: 100_000}); err != nil {
@@ -203,10 +113,10 @@ func TestKernelFramesMatch(t *testing.T) {
 		src, dst netip.Addr
 		sotype   int
 	}{
-		{"udp4", hostAddr4, peerAddr4, unix.SOCK_DGRAM},
-		{"udp6", hostAddr6, peerAddr6, unix.SOCK_DGRAM},
-		{"tcp4 syn", hostAddr4, peerAddr4, unix.SOCK_STREAM},
-		{"tcp6 syn", hostAddr6, peerAddr6, unix.SOCK_STREAM},
+		{"udp4", tb.AddrA4, tb.AddrB4, unix.SOCK_DGRAM},
+		{"udp6", tb.AddrA6, tb.AddrB6, unix.SOCK_DGRAM},
+		{"tcp4 syn", tb.AddrA4, tb.AddrB4, unix.SOCK_STREAM},
+		{"tcp6 syn", tb.AddrA6, tb.AddrB6, unix.SOCK_STREAM},
 	} {
 		dstPort := uint16(7000 + i)
 		domain := unix.AF_INET
@@ -239,7 +149,7 @@ func TestKernelFramesMatch(t *testing.T) {
 		}
 
 		h := Header{
-			SrcMAC: b.hostMAC, DstMAC: b.peerMAC, Src: tt.src, Dst: tt.dst,
+			SrcMAC: tb.MACA, DstMAC: tb.MACB, Src: tt.src, Dst: tt.dst,
 			SrcPort: localPort(t, fd), DstPort: dstPort,
 			IPv4ID: got.IPv4ID, FlowLabel: got.FlowLabel,
 		}
@@ -265,19 +175,30 @@ func TestKernelFramesMatch(t *testing.T) {
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
 
 func TestResolveMAC(t *testing.T) {
-	b := newVethBed(t)
-	for _, dst := range []netip.Addr{peerAddr4, peerAddr6} {
+	tb := newEnteredBed(t)
+	// The peer must be resolved for real (ARP, neighbour discovery): remove
+	// the permanent entries the testbed adds for it.
+	for _, peer := range []netip.Addr{tb.AddrB4, tb.AddrB6} {
+		family := netlink.FAMILY_V4
+		if peer.Is6() {
+			family = netlink.FAMILY_V6
+		}
+		if err := netlink.NeighDel(&netlink.Neigh{LinkIndex: tb.IfindexA, Family: family, IP: peer.AsSlice()}); err != nil {
+			t.Fatalf("delete the neighbour entry for %v: %v", peer, err)
+		}
+	}
+	for _, dst := range []netip.Addr{tb.AddrB4, tb.AddrB6} {
 		start := time.Now()
-		mac, err := ResolveMAC(b.hostIdx, dst, 3*time.Second)
+		mac, err := ResolveMAC(tb.IfindexA, dst, 3*time.Second)
 		if err != nil {
 			t.Fatalf("ResolveMAC(%v): %v", dst, err)
 		}
-		if !bytes.Equal(mac, b.peerMAC) {
-			t.Errorf("ResolveMAC(%v) = %v, want %v", dst, mac, b.peerMAC)
+		if !bytes.Equal(mac, tb.MACB) {
+			t.Errorf("ResolveMAC(%v) = %v, want %v", dst, mac, tb.MACB)
 		}
 		t.Logf("resolved %v to %v in %v", dst, mac, time.Since(start))
 		// now from the table
-		if mac, err := ResolveMAC(b.hostIdx, dst, time.Millisecond); err != nil || !bytes.Equal(mac, b.peerMAC) {
+		if mac, err := ResolveMAC(tb.IfindexA, dst, time.Millisecond); err != nil || !bytes.Equal(mac, tb.MACB) {
 			t.Errorf("second ResolveMAC(%v) = %v, %v", dst, mac, err)
 		}
 	}
@@ -285,18 +206,18 @@ func TestResolveMAC(t *testing.T) {
 	// a permanent entry is used as is
 	static := netip.MustParseAddr("198.18.0.50")
 	staticMAC := net.HardwareAddr{0x02, 0, 0, 0, 0, 0x50}
-	if err := netlink.NeighAdd(&netlink.Neigh{LinkIndex: b.hostIdx, Family: netlink.FAMILY_V4, State: netlink.NUD_PERMANENT, IP: static.AsSlice(), HardwareAddr: staticMAC}); err != nil {
+	if err := netlink.NeighAdd(&netlink.Neigh{LinkIndex: tb.IfindexA, Family: netlink.FAMILY_V4, State: netlink.NUD_PERMANENT, IP: static.AsSlice(), HardwareAddr: staticMAC}); err != nil {
 		t.Fatal(err)
 	}
-	if mac, err := ResolveMAC(b.hostIdx, static, time.Millisecond); err != nil || !bytes.Equal(mac, staticMAC) {
+	if mac, err := ResolveMAC(tb.IfindexA, static, time.Millisecond); err != nil || !bytes.Equal(mac, staticMAC) {
 		t.Errorf("ResolveMAC(static) = %v, %v", mac, err)
 	}
 
 	// nobody answers
 	absent := netip.MustParseAddr("198.18.0.99")
 	start := time.Now()
-	_, err := ResolveMAC(b.hostIdx, absent, 300*time.Millisecond)
-	want := fmt.Sprintf("no neighbour entry for 198.18.0.99 on %s after 300ms", b.hostIf)
+	_, err := ResolveMAC(tb.IfindexA, absent, 300*time.Millisecond)
+	want := fmt.Sprintf("no neighbour entry for 198.18.0.99 on %s after 300ms", tb.IfaceA)
 	if !errors.Is(err, ErrNoNeighbour) || err.Error() != want {
 		t.Errorf("ResolveMAC(absent) error %v, want %q", err, want)
 	}
@@ -304,7 +225,7 @@ func TestResolveMAC(t *testing.T) {
 		t.Errorf("ResolveMAC(absent) gave up after %v, before its 300ms timeout", elapsed)
 	}
 
-	if err := netlink.RouteAdd(&netlink.Route{LinkIndex: b.hostIdx, Dst: &net.IPNet{IP: net.IP{198, 19, 0, 0}, Mask: net.CIDRMask(16, 32)}, Gw: peerAddr4.AsSlice()}); err != nil {
+	if err := netlink.RouteAdd(&netlink.Route{LinkIndex: tb.IfindexA, Dst: &net.IPNet{IP: net.IP{198, 19, 0, 0}, Mask: net.CIDRMask(16, 32)}, Gw: tb.AddrB4.AsSlice()}); err != nil {
 		t.Fatal(err)
 	}
 	for _, tt := range []struct {
@@ -312,10 +233,10 @@ func TestResolveMAC(t *testing.T) {
 		dst     netip.Addr
 		want    string
 	}{
-		{99999, peerAddr4, "unknown interface index 99999"},
-		{0, peerAddr4, "invalid interface index: 0"},
-		{b.hostIdx, netip.MustParseAddr("198.19.7.7"), "198.19.7.7 is not on-link on " + b.hostIf + " but routed via 198.18.0.2: resolve the gateway instead"},
-		{b.hostIdx, netip.Addr{}, "invalid neighbour address"},
+		{99999, tb.AddrB4, "unknown interface index 99999"},
+		{0, tb.AddrB4, "invalid interface index: 0"},
+		{tb.IfindexA, netip.MustParseAddr("198.19.7.7"), "198.19.7.7 is not on-link on " + tb.IfaceA + " but routed via 198.18.0.2: resolve the gateway instead"},
+		{tb.IfindexA, netip.Addr{}, "invalid neighbour address"},
 	} {
 		if _, err := ResolveMAC(tt.ifindex, tt.dst, 100*time.Millisecond); err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("ResolveMAC(%d, %v) error %v, want one containing %q", tt.ifindex, tt.dst, err, tt.want)

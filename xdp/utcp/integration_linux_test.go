@@ -9,8 +9,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
-	"os"
-	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -18,140 +16,15 @@ import (
 	"time"
 
 	"github.com/safchain/ethtool"
-	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
 	"github.com/stackgap/stackgap/bench"
+	"github.com/stackgap/stackgap/internal/testbed"
+	"github.com/stackgap/stackgap/internal/testbed/bedtest"
 	"github.com/stackgap/stackgap/xdp"
 	"github.com/stackgap/stackgap/xdp/frame"
 	"github.com/stackgap/stackgap/xdp/utcp"
 )
-
-var (
-	hostIP = netip.MustParseAddr("198.18.0.1")
-	peerIP = netip.MustParseAddr("198.18.0.2")
-)
-
-// bed is two fresh network namespaces joined by a veth pair with static
-// neighbour entries; the test's goroutine is locked to its thread and sits in host.
-type bed struct {
-	host, peer       netns.NsHandle
-	hostIf, peerIf   string
-	hostIdx, peerIdx int
-	hostMAC, peerMAC net.HardwareAddr
-}
-
-func newBed(t *testing.T) *bed {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("needs root (CI=true, so not skipping)")
-		}
-		t.Skip("needs root")
-	}
-	runtime.LockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		t.Fatalf("get current netns: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := netns.Set(orig); err != nil {
-			t.Errorf("restore netns: %v", err) // the thread stays locked and dies
-			return
-		}
-		orig.Close()
-		runtime.UnlockOSThread()
-	})
-	suffix := fmt.Sprintf("%d%03x", os.Getpid()%100000, rand.IntN(0x1000))
-	b := &bed{hostIf: "uth" + suffix, peerIf: "utp" + suffix}
-	if b.peer, err = netns.New(); err != nil {
-		t.Fatalf("create peer netns: %v", err)
-	}
-	t.Cleanup(func() { b.peer.Close() })
-	if b.host, err = netns.New(); err != nil {
-		t.Fatalf("create host netns: %v", err)
-	}
-	t.Cleanup(func() { b.host.Close() })
-	veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: b.hostIf}, PeerName: b.peerIf, PeerNamespace: netlink.NsFd(b.peer)}
-	if err := netlink.LinkAdd(veth); err != nil {
-		t.Fatalf("add veth %s: %v", b.hostIf, err)
-	}
-	t.Cleanup(func() {
-		if err := netns.Set(b.host); err == nil {
-			if l, err := netlink.LinkByName(b.hostIf); err == nil {
-				netlink.LinkDel(l)
-			}
-		}
-	})
-	b.hostIdx, b.hostMAC = setupLink(t, b.hostIf, hostIP)
-	b.in(t, b.peer, func() { b.peerIdx, b.peerMAC = setupLink(t, b.peerIf, peerIP) })
-	addNeighbour(t, b.hostIdx, peerIP, b.peerMAC)
-	b.in(t, b.peer, func() { addNeighbour(t, b.peerIdx, hostIP, b.hostMAC) })
-	return b
-}
-
-func setupLink(t *testing.T, name string, ip netip.Addr) (int, net.HardwareAddr) {
-	t.Helper()
-	l, err := netlink.LinkByName(name)
-	if err != nil {
-		t.Fatalf("find %s: %v", name, err)
-	}
-	if err := netlink.AddrAdd(l, &netlink.Addr{IPNet: &net.IPNet{IP: ip.AsSlice(), Mask: net.CIDRMask(24, 32)}}); err != nil {
-		t.Fatalf("add address to %s: %v", name, err)
-	}
-	for _, up := range []netlink.Link{l, &netlink.Device{LinkAttrs: netlink.LinkAttrs{Name: "lo"}}} {
-		if err := netlink.LinkSetUp(up); err != nil {
-			t.Fatalf("set %s up: %v", up.Attrs().Name, err)
-		}
-	}
-	return l.Attrs().Index, l.Attrs().HardwareAddr
-}
-
-func addNeighbour(t *testing.T, ifindex int, ip netip.Addr, mac net.HardwareAddr) {
-	t.Helper()
-	if err := netlink.NeighSet(&netlink.Neigh{LinkIndex: ifindex, Family: netlink.FAMILY_V4, State: netlink.NUD_PERMANENT, IP: ip.AsSlice(), HardwareAddr: mac}); err != nil {
-		t.Fatalf("add neighbour %v: %v", ip, err)
-	}
-}
-
-func (b *bed) in(t *testing.T, ns netns.NsHandle, fn func()) {
-	t.Helper()
-	if err := netns.Set(ns); err != nil {
-		t.Fatalf("enter netns: %v", err)
-	}
-	defer func() {
-		if err := netns.Set(b.host); err != nil {
-			panic(fmt.Sprintf("cannot return to host netns: %v", err)) // the thread is unusable
-		}
-	}()
-	fn()
-}
-
-// tcpCounters reads the Tcp line of /proc/thread-self/net/snmp (the calling
-// thread's namespace).
-func tcpCounters(t *testing.T) map[string]int64 {
-	t.Helper()
-	data, err := os.ReadFile("/proc/thread-self/net/snmp")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names, values []string
-	for _, line := range strings.Split(string(data), "\n") {
-		if f := strings.Fields(line); len(f) > 0 && f[0] == "Tcp:" {
-			if names == nil {
-				names = f[1:]
-			} else {
-				values = f[1:]
-			}
-		}
-	}
-	m := map[string]int64{}
-	for i := range min(len(names), len(values)) {
-		m[names[i]], _ = strconv.ParseInt(values[i], 10, 64)
-	}
-	return m
-}
 
 // captured is one TCP segment seen on the peer's interface.
 type captured struct {
@@ -379,7 +252,11 @@ func (x *xskConn) until(what string, timeout time.Duration, cond func() bool) {
 // probes, orderly close. The kernel must see a clean connection, and the
 // endpoint's segments must have the kernel client's header and option layout.
 func TestKernelPeer(t *testing.T) {
-	b := newBed(t)
+	// Side A is the host, where the endpoint runs and the test's goroutine
+	// stays; B is the peer with the kernel server.
+	tb := bedtest.New(t, testbed.Options{})
+	bedtest.Enter(t, tb, testbed.A)
+	hostIP, peerIP := tb.AddrA4, tb.AddrB4
 	const serverPort = 7000
 	// The kernel must not touch the probe flow's port: reserve it.
 	reserve, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
@@ -402,30 +279,30 @@ func TestKernelPeer(t *testing.T) {
 		t.Fatalf("ethtool: %v", err)
 	}
 	defer et.Close()
-	if err := et.Change(b.hostIf, map[string]bool{"tx-tcp-segmentation": false, "tx-generic-segmentation": false}); err != nil {
-		t.Fatalf("turn off segmentation offloads on %s: %v", b.hostIf, err)
+	if err := et.Change(tb.IfaceA, map[string]bool{"tx-tcp-segmentation": false, "tx-generic-segmentation": false}); err != nil {
+		t.Fatalf("turn off segmentation offloads on %s: %v", tb.IfaceA, err)
 	}
 
 	var listener net.Listener
 	var stopCapture func() []captured
 	var before map[string]int64
-	b.in(t, b.peer, func() {
+	bedtest.In(t, tb, testbed.B, func() {
 		if listener, err = net.Listen("tcp4", netip.AddrPortFrom(peerIP, serverPort).String()); err != nil {
 			t.Fatalf("listen: %v", err)
 		}
-		stopCapture = startCapture(t, b.peerIdx, serverPort)
-		before = tcpCounters(t)
+		stopCapture = startCapture(t, tb.IfindexB, serverPort)
 	})
+	before = bedtest.TCPCounters(t, tb, testbed.B)
 	t.Cleanup(func() { listener.Close() })
 	serverErrs := make(chan error, 16)
 	go echoServer(listener, serverErrs)
 
-	steer, err := xdp.AttachSteering(xdp.SteerOptions{Ifindex: b.hostIdx, Mode: xdp.SteerModeDriver})
+	steer, err := xdp.AttachSteering(xdp.SteerOptions{Ifindex: tb.IfindexA, Mode: xdp.SteerModeDriver})
 	if err != nil {
 		t.Fatalf("attach steering: %v", err)
 	}
 	t.Cleanup(func() { steer.Close() })
-	sock, err := xdp.Open(xdp.Options{Interface: b.hostIf, Mode: xdp.ModeCopy, NumFrames: 1024, FillRingSize: 512,
+	sock, err := xdp.Open(xdp.Options{Interface: tb.IfaceA, Mode: xdp.ModeCopy, NumFrames: 1024, FillRingSize: 512,
 		CompletionRingSize: 512, RxRingSize: 512, TxRingSize: 512, NoTxMetadata: true})
 	if err != nil {
 		t.Fatalf("open af_xdp socket: %v", err)
@@ -445,7 +322,7 @@ func TestKernelPeer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	x := newXSKConn(t, sock, e, frame.Header{SrcMAC: b.hostMAC, DstMAC: b.peerMAC, IPv4ID: uint16(rand.Uint32())})
+	x := newXSKConn(t, sock, e, frame.Header{SrcMAC: tb.MACA, DstMAC: tb.MACB, IPv4ID: uint16(rand.Uint32())})
 	x.until("established", 5*time.Second, e.Established)
 	t.Logf("connected: srtt %v rto %v, peer window scale %d, mss %d", time.Duration(e.SRTT()), time.Duration(e.RTO()), e.PeerWindowScale(), e.SendMSS())
 
@@ -512,8 +389,7 @@ func TestKernelPeer(t *testing.T) {
 	}
 	time.Sleep(100 * time.Millisecond)
 
-	var after map[string]int64
-	b.in(t, b.peer, func() { after = tcpCounters(t) })
+	after := bedtest.TCPCounters(t, tb, testbed.B)
 	for _, c := range []string{"RetransSegs", "OutRsts", "EstabResets", "InErrs", "AttemptFails"} {
 		if after[c] != before[c] {
 			t.Errorf("peer kernel TCP counter %s went from %d to %d", c, before[c], after[c])
