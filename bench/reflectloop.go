@@ -6,6 +6,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/stackgap/stackgap/internal/clock"
 	"github.com/stackgap/stackgap/results"
 )
 
@@ -16,7 +17,8 @@ const maxRecvErrors = 100
 type reflectLoop struct {
 	p         SessionParams
 	idle      time.Duration
-	c         map[string]uint64
+	c         reflectCounters
+	clock     clock.Wall
 	missing   map[string]uint64
 	rx        rxChain
 	residence *results.Series
@@ -24,12 +26,12 @@ type reflectLoop struct {
 	tx        *txRing
 	stamps    []ReflectStamp
 	sends     uint64
-	rotated   time.Time
+	rotated   int64
 	endReason string
 }
 
 func newReflectLoop(p SessionParams, idle time.Duration, start time.Time) *reflectLoop {
-	l := &reflectLoop{p: p, idle: idle, c: map[string]uint64{}, missing: map[string]uint64{}, rotated: start}
+	l := &reflectLoop{p: p, idle: idle, clock: clock.NewWall(), missing: map[string]uint64{}, rotated: start.UnixNano()}
 	l.residence = results.NewSeries("residence", results.HostReflector, results.SourceUser, "reflector application: user receive → user send", start)
 	l.series = []*results.Series{l.residence}
 	l.useStamps(StampSet{}, start)
@@ -49,59 +51,65 @@ func (l *reflectLoop) loop(conn Conn, s *reflectSession) {
 	l.useStamps(declaredStamps(conn, l.p.Timestamping), time.Now())
 	stamper, _ := conn.(SelectiveStamper)
 	buf := make([]byte, MaxProbeSize)
-	lastValid := time.Now()
+	hardEnd, idle := s.hardEnd.UnixNano(), int64(l.idle)
+	// now is read after timeouts only: after a probe, its user stamp is the
+	// time then, so the loop adds no clock read of its own per probe but the
+	// one the residence needs.
+	now := l.clock.Now()
+	lastValid := now
 	errorsInRow := 0
 	onStamp := l.tx.stamp
 	for !s.quit.Load() {
-		now := time.Now()
-		if now.After(s.hardEnd) {
+		if now > hardEnd {
 			l.endReason = "session time limit reached"
 			return
 		}
-		n, rx, err := conn.Recv(buf, now.Add(pollSlice))
+		n, rx, err := conn.Recv(buf, time.Unix(0, now+int64(pollSlice)))
 		if err != nil {
+			now = l.clock.Now()
 			switch {
 			case errors.Is(err, ErrTimeout):
-				if time.Since(lastValid) > l.idle {
+				if now-lastValid > idle {
 					l.endReason = fmt.Sprintf("no probe for %v (idle timeout)", l.idle)
 					return
 				}
 				l.drainTx(conn, onStamp)
-				l.rotate(time.Now())
+				l.rotate(now)
 				continue
 			case errors.Is(err, io.EOF):
 				// The sender closes its end when its phase is over: normal.
 				return
 			}
-			l.c["recv_errors"]++
+			l.c.recvErrors++
 			if errorsInRow++; errorsInRow >= maxRecvErrors {
 				l.endReason = fmt.Sprintf("receive failing: %v", err)
 				return
 			}
 			continue
 		}
+		now = max(rx.User, now)
 		errorsInRow = 0
 		b := buf[:n]
 		p, err := ParseProbe(b)
 		switch {
 		case err != nil:
-			l.c["malformed"]++
+			l.c.malformed++
 			continue
 		case p.Token != l.p.Token:
-			l.c["bad_token"]++
+			l.c.badToken++
 			continue
 		case p.Flags&FlagReply != 0:
-			l.c["not_request"]++
+			l.c.notRequest++
 			continue
 		}
-		l.c["received"]++
+		l.c.received++
 		lastValid = now
 		measured := p.Flags&FlagWarmup == 0
 		rxStack := uint32(StampUnknown)
 		if first := l.rx.first(&rx); first > 0 && rx.User >= first && rx.User-first < StampUnknown {
 			rxStack = uint32(rx.User - first)
 		}
-		residence := uint32(min(time.Now().UnixNano()-rx.User, StampUnknown-1))
+		residence := uint32(min(max(l.clock.Now()-rx.User, 0), StampUnknown-1))
 		inBand := MarkReply(b, rxStack, residence)
 		stamped := p.Flags&FlagStamped != 0
 		var userTx int64
@@ -111,14 +119,14 @@ func (l *reflectLoop) loop(conn Conn, s *reflectSession) {
 			userTx, err = conn.Send(b)
 		}
 		if err != nil {
-			l.c["send_errors"]++
+			l.c.sendErrors++
 			continue
 		}
-		l.c["reflected"]++
+		l.c.reflected++
 		l.tx.sent(l.sends, userTx, measured && stamped)
 		l.sends++
 		if !measured {
-			l.c["warmup"]++
+			l.c.warmup++
 			l.drainTx(conn, onStamp)
 			continue
 		}
@@ -128,21 +136,40 @@ func (l *reflectLoop) loop(conn Conn, s *reflectSession) {
 			l.stamps = append(l.stamps, ReflectStamp{Seq: p.Seq, RxStack: rxStack, Residence: residence})
 		}
 		l.drainTx(conn, onStamp)
-		if now.Sub(l.rotated) >= time.Second {
+		if now-l.rotated >= int64(time.Second) {
 			l.rotate(now)
+		}
+	}
+}
+
+// reflectCounters are a session's per-probe counters: plain fields, not a
+// map, because they are bumped on the probe path.
+type reflectCounters struct {
+	received, reflected, warmup, malformed, badToken, notRequest, sendErrors, recvErrors, txStampErrors uint64
+}
+
+func (c *reflectCounters) put(m map[string]uint64) {
+	for name, v := range map[string]uint64{
+		"received": c.received, "reflected": c.reflected, "warmup": c.warmup, "malformed": c.malformed,
+		"bad_token": c.badToken, "not_request": c.notRequest, "send_errors": c.sendErrors,
+		"recv_errors": c.recvErrors, "tx_stamp_errors": c.txStampErrors,
+	} {
+		if v != 0 {
+			m[name] = v
 		}
 	}
 }
 
 func (l *reflectLoop) drainTx(conn Conn, onStamp func(uint64, TxStampKind, int64)) {
 	if err := conn.TxStamps(onStamp); err != nil {
-		l.c["tx_stamp_errors"]++
+		l.c.txStampErrors++
 	}
 }
 
-func (l *reflectLoop) rotate(now time.Time) {
+func (l *reflectLoop) rotate(now int64) {
+	t := time.Unix(0, now)
 	for _, s := range l.series {
-		s.Rotate(now)
+		s.Rotate(t)
 	}
 	l.rotated = now
 }
@@ -151,10 +178,8 @@ func (l *reflectLoop) rotate(now time.Time) {
 func (l *reflectLoop) finish(conn Conn, rep *ReflectorReport) {
 	settleTxStamps(conn, l.tx, l.sends)
 	l.tx.flush()
-	l.rotate(time.Now())
-	for k, v := range l.c {
-		rep.Counters[k] = v
-	}
+	l.rotate(l.clock.Now())
+	l.c.put(rep.Counters)
 	for k, v := range l.missing {
 		rep.Counters["missing_"+k] = v
 	}

@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/stackgap/stackgap/internal/clock"
 	"github.com/stackgap/stackgap/internal/cpu"
 	"github.com/stackgap/stackgap/results"
 )
@@ -63,6 +64,8 @@ type sendLoop struct {
 	notes      []string
 	// echo accepts replies without the reply flag (a plain echo peer).
 	echo bool
+	// clock reads the loop's notion of now (the user stamps come from the Conn).
+	clock clock.Wall
 	// stamper is the Conn when it can stamp selected sends only.
 	stamper SelectiveStamper
 	// rttStamped is the round trip of stamped probes (nil when every probe
@@ -73,6 +76,7 @@ type sendLoop struct {
 func newSendLoop(o RunOptions, token uint32, start time.Time) *sendLoop {
 	l := &sendLoop{o: o, token: token, extra: map[string]uint64{}, missing: map[string]uint64{}, rotated: start.UnixNano(), cpu: -1}
 	l.warmupEnd = o.Warmup
+	l.clock = clock.NewWall()
 	l.warmupUntil = start.Add(MaxWarmupTime).UnixNano()
 	l.probe = make([]byte, o.Size)
 	MarshalProbe(l.probe, token, 0)
@@ -181,12 +185,11 @@ func (l *sendLoop) isStamped(seq uint64) bool {
 }
 
 // fill sends probes until the window is full or sending has ended.
-func (l *sendLoop) fill(conn Conn) (done bool, err error) {
+func (l *sendLoop) fill(conn Conn, now int64) (done bool, err error) {
 	for l.inflight < l.o.Inflight {
 		if l.o.Count > 0 && l.next >= l.warmupEnd+l.o.Count {
 			return true, nil
 		}
-		now := time.Now().UnixNano()
 		if l.stopAt != 0 && now >= l.stopAt {
 			return true, nil
 		}
@@ -200,10 +203,13 @@ func (l *sendLoop) fill(conn Conn) (done bool, err error) {
 	return false, nil
 }
 
-// loop runs the closed loop until every probe is answered or lost.
+// loop runs the closed loop until every probe is answered or lost. It reads
+// the clock once per turn, and not at all after a reply: the reply's user
+// stamp is the time then.
 func (l *sendLoop) loop(conn Conn, stop *atomic.Bool) error {
 	sendingDone := false
 	onStamp := l.tx.stamp
+	now := l.clock.Now()
 	for {
 		if stop.Load() {
 			l.abandon()
@@ -211,14 +217,13 @@ func (l *sendLoop) loop(conn Conn, stop *atomic.Bool) error {
 		}
 		if !sendingDone {
 			var err error
-			if sendingDone, err = l.fill(conn); err != nil {
+			if sendingDone, err = l.fill(conn, now); err != nil {
 				return err
 			}
 		}
 		if sendingDone && l.inflight == 0 {
 			return nil
 		}
-		now := time.Now().UnixNano()
 		deadline := now + int64(pollSlice)
 		if l.inflight > 0 {
 			deadline = min(deadline, l.slots[l.oldest%probeRingSize].deadline)
@@ -230,11 +235,13 @@ func (l *sendLoop) loop(conn Conn, stop *atomic.Bool) error {
 			// the next send: work done then delays the next probe but is
 			// inside no probe's round trip (with one probe in flight).
 			l.reply(l.buf[:n], rx)
+			now = max(rx.User, now)
 		case errors.Is(err, ErrTimeout):
+			now = l.clock.Now()
 		default:
 			return fmt.Errorf("receive: %w", err)
 		}
-		l.expire(time.Now().UnixNano())
+		l.expire(now)
 		if err := conn.TxStamps(onStamp); err != nil {
 			l.extra["tx_stamp_errors"]++
 		}

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/stackgap/stackgap/internal/clock"
 	"io"
 	"net/netip"
 	"os"
@@ -35,7 +36,7 @@ type Conn struct {
 	// keyBySend: stamped UDP sends set their stamp key to the Send index with
 	// SCM_TS_OPT_ID; cleared when the kernel refuses that (before 6.13).
 	keyBySend bool
-	clock     wallClock
+	clock     clock.Wall
 	local     netip.AddrPort
 	remote    netip.AddrPort // fixed peer, when connected
 
@@ -73,7 +74,7 @@ func newConn(fd, family int, o Options, connected bool) *Conn {
 		errQueue:  o.Timestamping,
 		stamping:  o.Timestamping,
 		keyBySend: o.Transport == UDP && scmTsOptID != 0,
-		clock:     newWallClock(),
+		clock:     clock.NewWall(),
 	}
 	if o.Timestamping {
 		putControlU32(c.txControl[:], unix.SOL_SOCKET, unix.SO_TIMESTAMPING, uint32(txTimestampingFlags(o)))
@@ -154,7 +155,7 @@ func (c *Conn) SendStamped(probe []byte, stamp bool) (int64, error) {
 	}
 	for {
 		var errno unix.Errno
-		userTx := c.clock.now()
+		userTx := c.clock.Now()
 		call := "sendto"
 		if stamp {
 			call = "sendmsg"
@@ -233,7 +234,7 @@ func (c *Conn) sendStream(probe []byte, stamp bool) (int64, error) {
 	if stamp {
 		call = "sendmsg"
 	}
-	userTx := c.clock.now()
+	userTx := c.clock.Now()
 	for off := 0; off < len(probe); {
 		var n int
 		var errno unix.Errno
@@ -333,7 +334,7 @@ func (c *Conn) Recv(buf []byte, deadline time.Time) (int, bench.RxStamps, error)
 // firstFlags picks the flags of the first receive attempt: non-blocking when
 // spinning or when the deadline has already passed.
 func (c *Conn) firstFlags(deadline int64) int {
-	if c.spin || (deadline != 0 && c.clock.now() >= deadline) {
+	if c.spin || (deadline != 0 && c.clock.Now() >= deadline) {
 		return unix.MSG_DONTWAIT
 	}
 	return 0
@@ -350,7 +351,7 @@ func (c *Conn) expired(dl int64, misses *int) bool {
 	if c.spin && *misses%spinCheckEvery != 0 {
 		return false
 	}
-	return c.clock.now() >= dl
+	return c.clock.Now() >= dl
 }
 
 // spinCheckEvery is how many empty polls a spinning Recv makes between
@@ -375,7 +376,7 @@ func (c *Conn) recvDatagram(buf []byte, deadline time.Time) (int, bench.RxStamps
 			}
 			return 0, bench.RxStamps{}, c.opError("receive", "recvmsg", errno)
 		}
-		now := c.clock.now()
+		now := c.clock.Now()
 		if msgFlags&unix.MSG_TRUNC != 0 {
 			return 0, bench.RxStamps{}, fmt.Errorf("receive: datagram longer than the %d-byte buffer", len(buf))
 		}
@@ -441,7 +442,7 @@ func (c *Conn) recvStream(buf []byte, deadline time.Time) (int, bench.RxStamps, 
 			}
 			return 0, bench.RxStamps{}, c.opError("receive", "recvmsg", errno)
 		}
-		now := c.clock.now()
+		now := c.clock.Now()
 		if r == 0 {
 			if c.framer.buffered() > 0 {
 				return 0, bench.RxStamps{}, fmt.Errorf("receive from %s: connection closed inside a probe: %w", c.remote, io.ErrUnexpectedEOF)

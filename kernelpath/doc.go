@@ -22,7 +22,7 @@
 //   - user space: CLOCK_REALTIME read just before the send call and just after
 //     the receive call returns, as a base wall time taken when the Conn opens
 //     plus the CLOCK_MONOTONIC time since (one vDSO read, where time.Now makes
-//     two; see wallClock);
+//     two; see internal/clock);
 //   - SO_TIMESTAMPING software stamps: RX_SOFTWARE on every receive; TX_SCHED
 //     and TX_SOFTWARE only for the sends that ask for them (SendStamped with
 //     stamp set, or Send), through a SO_TIMESTAMPING control message on that

@@ -17,9 +17,6 @@ var (
 
 var errConnClosed = errors.New("use of a closed af_xdp conn")
 
-// wallNanos reads CLOCK_REALTIME, the engine's clock (a vDSO read).
-func wallNanos() int64 { return time.Now().UnixNano() }
-
 // udpConn is one UDP probe channel over an AF_XDP session (bench.Conn). A
 // sender's Conn sends to the reflector it dialled and accepts only its
 // replies; a reflector's Conn replies to the source (MAC, IP, port) of the
@@ -120,23 +117,23 @@ func (c *udpConn) Recv(buf []byte, deadline time.Time) (int, bench.RxStamps, err
 			return 0, bench.RxStamps{}, fmt.Errorf("receive: %w", err)
 		}
 		if got == 0 {
-			timeout := time.Duration(-1)
-			if dl != 0 {
-				if timeout = time.Duration(dl - wallNanos()); timeout <= 0 {
-					return 0, bench.RxStamps{}, bench.ErrTimeout
-				}
-			}
-			if _, err := s.sock.WaitReceive(s.wait, timeout); err != nil {
+			// The wait reads the clock only now and then: none of its reads
+			// sits between the frame's arrival and its user stamp.
+			n, err := s.sock.WaitReceiveUntil(s.wait, deadline)
+			if err != nil {
 				return 0, bench.RxStamps{}, fmt.Errorf("receive: %w", err)
+			}
+			if n == 0 {
+				return 0, bench.RxStamps{}, bench.ErrTimeout
 			}
 			continue
 		}
-		now := wallNanos()
+		now := s.clock.Now()
 		n, rx, ok, err := c.take(s.rxDescs[0], buf, now)
 		if ok || err != nil {
 			return n, rx, err
 		}
-		if dl != 0 && wallNanos() >= dl {
+		if dl != 0 && s.clock.Now() >= dl {
 			return 0, bench.RxStamps{}, bench.ErrTimeout
 		}
 	}
@@ -242,7 +239,7 @@ func (s *session) transmit(addr uint64, n int) (int64, error) {
 	i := addr / s.frameSize
 	s.sendOf[i] = s.sends
 	s.txDescs[0] = Desc{Addr: addr, Len: uint32(n)}
-	userTx := wallNanos()
+	userTx := s.clock.Now()
 	queued, err := s.sock.Transmit(s.txDescs[:], s.txStamp)
 	switch {
 	case queued == 0:

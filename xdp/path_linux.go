@@ -3,6 +3,7 @@ package xdp
 import (
 	"errors"
 	"fmt"
+	"github.com/stackgap/stackgap/internal/clock"
 	"math/rand/v2"
 	"net"
 	"net/netip"
@@ -312,6 +313,7 @@ func nextHopOf(remote netip.Addr, link netlink.Link) (netip.Addr, error) {
 // claim, the reserved port, the socket, the steering registration and flow.
 // The UDP or TCP Conn drives its socket.
 type session struct {
+	clock   clock.Wall // the user stamps' clock (CLOCK_REALTIME)
 	ifname  string
 	ifindex int
 	mtu     int
@@ -376,6 +378,7 @@ const controlFrame = noSendIndex - 1
 func openSession(o PathOptions, link netlink.Link, local netip.AddrPort, spec bench.ConnSpec) (_ *session, err error) {
 	attrs := link.Attrs()
 	s := &session{
+		clock:     clock.NewWall(),
 		ifname:    attrs.Name,
 		ifindex:   attrs.Index,
 		mtu:       attrs.MTU,

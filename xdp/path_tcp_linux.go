@@ -232,7 +232,7 @@ func (c *tcpConn) Send(probe []byte) (int64, error) {
 	err := c.output(time.Now())
 	userTx := c.userTx
 	if userTx == 0 {
-		userTx = wallNanos() // nothing transmitted yet
+		userTx = c.s.clock.Now() // nothing transmitted yet
 	}
 	c.wantUserTx = false
 	return userTx, err
@@ -333,7 +333,7 @@ func (c *tcpConn) flush() error {
 	}
 	s := c.s
 	if c.wantUserTx && c.userTx == 0 {
-		c.userTx = wallNanos()
+		c.userTx = c.s.clock.Now()
 	}
 	n := c.nbatch
 	c.nbatch = 0

@@ -686,6 +686,16 @@ func (s *Socket) WaitReceive(strategy WaitStrategy, timeout time.Duration) (int,
 	if timeout >= 0 {
 		deadline = time.Now().Add(timeout)
 	}
+	return s.WaitReceiveUntil(strategy, deadline)
+}
+
+// WaitReceiveUntil is WaitReceive with an absolute deadline (the zero Time
+// waits forever). It reads no clock before the first look at the RX ring, and
+// while spinning only every few hundred turns.
+func (s *Socket) WaitReceiveUntil(strategy WaitStrategy, deadline time.Time) (int, error) {
+	if n := s.rx.available(1); n > 0 {
+		return int(n), nil
+	}
 	switch strategy {
 	case WaitSpin:
 		return s.spin(deadline)

@@ -40,3 +40,6 @@ func (s *Socket) Transmit([]Desc, bool) (int, error)                   { return 
 func (s *Socket) Complete([]Completion) (int, error)                   { return 0, errPlatform() }
 func (s *Socket) WaitReceive(WaitStrategy, time.Duration) (int, error) { return 0, errPlatform() }
 func (s *Socket) Close() error                                         { return nil }
+
+// WaitReceiveUntil is not supported outside Linux.
+func (s *Socket) WaitReceiveUntil(WaitStrategy, time.Time) (int, error) { return 0, errPlatform() }
