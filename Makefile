@@ -28,8 +28,11 @@ test-short:
 demo: build
 	./$(BIN)/stackgap demo
 
-# Side-by-side comparisons asked for by the issues, with ratios.
+# Side-by-side comparisons asked for by the issues, with ratios. Needs root, and
+# installs the peers it compares against (sockperf, dpdk-testpmd) when missing.
 bench: build
+	@command -v sockperf >/dev/null && command -v dpdk-testpmd >/dev/null && command -v stdbuf >/dev/null || \
+		{ apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q sockperf dpdk-dev coreutils; }
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./internal/benchcmp/ -args -duration $(BENCH_DURATION)
 
 lint:

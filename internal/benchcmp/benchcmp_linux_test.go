@@ -1,0 +1,439 @@
+//go:build linux
+
+package benchcmp
+
+import (
+	"bufio"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
+
+	"github.com/stackgap/stackgap/internal/testbed"
+	"github.com/stackgap/stackgap/internal/testutil"
+	"github.com/stackgap/stackgap/results"
+)
+
+// benchPrefix names this package's testbeds (and is checked for leaks in TestMain).
+const benchPrefix = "sgbench"
+
+// Flags of BenchmarkStackgapVsSockperf (after -args).
+var (
+	flagDuration = flag.Duration("duration", 5*time.Second,
+		"sockperf's -t, rounded to whole seconds (at least 1 s); stackgap measures for sockperf's measured window of the same round")
+	flagRounds     = flag.Int("rounds", 3, "alternations [sockperf, stackgap] per wait strategy and transport")
+	flagSize       = flag.Int("size", 64, "UDP payload / TCP message size in bytes, for both tools")
+	flagWarmup     = flag.Uint("warmup", 10000, "stackgap warm-up probes (sockperf warms up for 400 ms of its own)")
+	flagWaits      = flag.String("waits", "block,spin", "wait strategies to compare")
+	flagTransports = flag.String("transports", "udp,tcp", "transports to compare")
+	flagSenderCPU  = flag.Int("sender-cpu", 0, "CPU of the sender / sockperf client (whole process)")
+	flagReflCPU    = flag.Int("reflector-cpu", 1, "CPU of the reflector / sockperf server (whole process)")
+	flagExtra      = flag.String("stackgap-flags", "", "extra flags for stackgap run, space-separated (e.g. --no-timestamps)")
+	flagKeep       = flag.String("keep", "", "keep every raw output (sockperf logs, stackgap run directories) under this directory")
+)
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	os.Exit(testutil.CheckNoLeaks(m, benchPrefix))
+}
+
+// Wait-strategy mapping, established with `strace -f` of sockperf 3.7 (Debian) between two
+// namespaces on Linux 6.18:
+//
+//   - sockperf's default with one socket prints "using recvfrom() to block on socket(s)": the
+//     client does sendto + blocking recvfrom(fd, buf, 64, MSG_NOSIGNAL) per message and the
+//     server blocking recvfrom + sendto, one of each per round trip, no EAGAIN, no poll. That is
+//     stackgap --wait block (one blocking recvmsg per probe on both ends).
+//   - --nonblocked sets O_NONBLOCK with fcntl and then loops recvfrom until it stops returning
+//     EAGAIN, with no sleep, poll or yield in between (strace -c: 446649 of 499859 server
+//     recvfrom calls failed with EAGAIN). That is stackgap --wait spin (recvmsg with
+//     MSG_DONTWAIT in a loop). The TCP server also polls its non-blocking listening socket
+//     with accept (EAGAIN) on every turn of that loop.
+//   - -F epoll / -F poll / -F select (which need a feed file, -f) add an epoll_wait/poll call
+//     with a 10 ms timeout before each recvfrom: blocking in the multiplexer, a third syscall
+//     per round trip that stackgap does not make, so they match neither strategy.
+//
+// sockperf's -m is the whole UDP payload / TCP message including its own 14-byte header;
+// stackgap's --size is the whole payload including its 18-byte header. tcpdump in the sender's
+// namespace shows "UDP, length 64" and TCP segments of "length 64" for both tools with 64, so
+// the bytes on the wire are the same. Both set TCP_NODELAY.
+func sockperfWaitFlags(wait string) ([]string, error) {
+	switch wait {
+	case "block":
+		return nil, nil
+	case "spin":
+		return []string{"--nonblocked"}, nil
+	}
+	return nil, fmt.Errorf("unknown wait strategy %q (want block or spin)", wait)
+}
+
+func sockperfTransportFlags(transport string) ([]string, error) {
+	switch transport {
+	case "udp":
+		return nil, nil
+	case "tcp":
+		return []string{"--tcp"}, nil
+	}
+	return nil, fmt.Errorf("unknown transport %q (want udp or tcp)", transport)
+}
+
+// BenchmarkStackgapVsSockperf runs sockperf ping-pong --full-rtt and stackgap's kernel path
+// alternately between the two namespaces of one testbed, with the same payload size, CPU
+// placement and wait strategy, and prints both round-trip distributions and the ratios
+// stackgap/sockperf. It reports the ratios as metrics "<transport>-<wait>-p50-ratio" and
+// "…-p99-ratio". b.N is ignored: one iteration is the whole comparison (use -benchtime 1x).
+func BenchmarkStackgapVsSockperf(b *testing.B) {
+	testutil.RequireRoot(b)
+	testutil.RequireTool(b, "sockperf")
+	testutil.RequireTool(b, "taskset")
+	testutil.RequireTool(b, "go")
+	waits, transports := strings.Split(*flagWaits, ","), strings.Split(*flagTransports, ",")
+	for _, w := range waits {
+		if _, err := sockperfWaitFlags(w); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for _, t := range transports {
+		if _, err := sockperfTransportFlags(t); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if *flagRounds < 1 {
+		b.Fatalf("invalid -rounds %d", *flagRounds)
+	}
+
+	h := newHarness(b)
+	h.printHeader(os.Stdout)
+	var cs []Comparison
+	for b.Loop() {
+		cs = cs[:0]
+		for _, wait := range waits {
+			for _, transport := range transports {
+				c, err := h.compare(wait, transport)
+				if err != nil {
+					b.Fatal(err)
+				}
+				cs = append(cs, c)
+			}
+		}
+	}
+	if err := WriteTable(os.Stdout, cs); err != nil {
+		b.Fatal(err)
+	}
+	for _, c := range cs {
+		b.ReportMetric(c.P50Ratio(), c.Name()+"-p50-ratio")
+		b.ReportMetric(c.P99Ratio(), c.Name()+"-p99-ratio")
+	}
+	b.ReportMetric(0, "ns/op")
+}
+
+// harness holds one testbed with a running stackgap reflector in B.
+type harness struct {
+	tb             *testbed.Testbed
+	binDir, outDir string
+	reflector      netip.AddrPort
+	seconds        int // sockperf -t
+	nextPort       int
+	// logf prints progress lines; failures are returned as errors.
+	logf func(format string, args ...any)
+}
+
+func newHarness(b *testing.B) *harness {
+	b.Helper()
+	h := &harness{binDir: b.TempDir(), outDir: *flagKeep, nextPort: 11111, logf: b.Logf}
+	if h.outDir == "" {
+		h.outDir = b.TempDir()
+	} else if err := os.MkdirAll(h.outDir, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	h.seconds = max(1, int(math.Round(flagDuration.Seconds())))
+
+	// Build the binaries from this tree, so the comparison measures the code under test.
+	build := exec.Command("go", "build", "-o", h.binDir+"/", "./cmd/stackgap", "./cmd/stackgap-reflect")
+	build.Dir = filepath.Join("..", "..")
+	if out, err := build.CombinedOutput(); err != nil {
+		b.Fatalf("build stackgap: %v\n%s", err, out)
+	}
+
+	tb, err := testbed.New(testbed.Options{Prefix: benchPrefix})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		if err := tb.Close(); err != nil {
+			b.Error(err)
+		}
+	})
+	h.tb = tb
+	h.reflector = netip.AddrPortFrom(tb.AddrB4, 7878)
+
+	reflect := h.pinned(*flagReflCPU, filepath.Join(h.binDir, "stackgap-reflect"),
+		"--listen", h.reflector.String(), "--cpu", strconv.Itoa(*flagReflCPU), "--quiet")
+	stop, err := h.startAndWaitFor(testbed.B, reflect, "listening", filepath.Join(h.outDir, "stackgap-reflect.log"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		if err := stop(); err != nil {
+			b.Errorf("stop stackgap-reflect: %v", err)
+		}
+	})
+	return h
+}
+
+// pinned returns a command that runs name with args with every thread on cpu.
+func (h *harness) pinned(cpu int, name string, args ...string) *exec.Cmd {
+	return exec.Command("taskset", append([]string{"-c", strconv.Itoa(cpu), name}, args...)...)
+}
+
+func (h *harness) printHeader(w io.Writer) {
+	env, err := results.CollectEnvironment("")
+	if err != nil {
+		fmt.Fprintf(w, "machine: %v\n", err)
+	}
+	load, _ := os.ReadFile("/proc/loadavg")
+	version, _ := exec.Command("sockperf", "--version").CombinedOutput()
+	fmt.Fprintf(w, "machine: kernel %s, %s, %d CPUs, clocksource %s, load %s\n",
+		env.Kernel, env.CPUModel, env.CPUs, env.ClockSource, strings.Join(strings.Fields(string(load))[:3], " "))
+	fmt.Fprintf(w, "sockperf: %s\n", strings.TrimSpace(strings.SplitN(string(version), "\n", 2)[0]))
+	fmt.Fprintf(w, "testbed: %s (%s) <-veth-> %s (%s)\n", h.tb.NamespaceA, h.tb.AddrA4, h.tb.NamespaceB, h.tb.AddrB4)
+	fmt.Fprintf(w, "placement: sender = sockperf client / stackgap on CPU %d, reflector = sockperf server / stackgap-reflect on CPU %d\n",
+		*flagSenderCPU, *flagReflCPU)
+	fmt.Fprintf(w, "  (whole processes pinned with taskset -c; stackgap also pins its measuring threads with --cpu/--reflector-cpu)\n")
+	fmt.Fprintf(w, "wait: block = sockperf default (blocking recvfrom) vs stackgap --wait block (blocking recvmsg);\n")
+	fmt.Fprintf(w, "      spin  = sockperf --nonblocked (recvfrom loop on EAGAIN) vs stackgap --wait spin (recvmsg MSG_DONTWAIT loop); both ends alike\n")
+	fmt.Fprintf(w, "payload: %d bytes (sockperf -m / stackgap --size: UDP payload, TCP message); sockperf -t %d s, stackgap --duration = sockperf's measured window, --warmup %d\n",
+		*flagSize, h.seconds, *flagWarmup)
+	if *flagExtra != "" {
+		fmt.Fprintf(w, "stackgap extra flags: %s\n", *flagExtra)
+	}
+	fmt.Fprintf(w, "rounds: %d x [sockperf, stackgap] per wait strategy and transport; percentiles from HDR histograms (3 digits) of every sample\n", *flagRounds)
+}
+
+// compare runs the rounds of one wait strategy and transport.
+func (h *harness) compare(wait, transport string) (Comparison, error) {
+	c := Comparison{Wait: wait, Transport: transport}
+	allSockperf, allStackgap := NewHistogram(), NewHistogram()
+	for round := 1; round <= *flagRounds; round++ {
+		sp, window, err := h.runSockperf(wait, transport, round)
+		if err != nil {
+			return c, fmt.Errorf("%s %s round %d: %w", transport, wait, round, err)
+		}
+		sg, err := h.runStackgap(wait, transport, round, window)
+		if err != nil {
+			return c, fmt.Errorf("%s %s round %d: %w", transport, wait, round, err)
+		}
+		allSockperf.Merge(sp)
+		allStackgap.Merge(sg)
+		r := Round{Sockperf: Summarize(sp), Stackgap: Summarize(sg)}
+		h.logf("%s %s round %d: p50 sockperf %v stackgap %v, p99 sockperf %v stackgap %v",
+			transport, wait, round, r.Sockperf.P50, r.Stackgap.P50, r.Sockperf.P99, r.Stackgap.P99)
+		c.Rounds = append(c.Rounds, r)
+	}
+	c.Sockperf, c.Stackgap = Summarize(allSockperf), Summarize(allStackgap)
+	return c, nil
+}
+
+// runSockperf runs one sockperf server in B and one ping-pong client in A and returns the
+// round trips of the client's measured window and that window's length.
+func (h *harness) runSockperf(wait, transport string, round int) (*hdrhistogram.Histogram, time.Duration, error) {
+	waitFlags, _ := sockperfWaitFlags(wait)
+	transportFlags, _ := sockperfTransportFlags(transport)
+	port := strconv.Itoa(h.nextPort)
+	h.nextPort++
+	name := fmt.Sprintf("sockperf-%s-%s-%d", transport, wait, round)
+
+	serverArgs := append([]string{"server", "-i", h.tb.AddrB4.String(), "-p", port}, transportFlags...)
+	serverArgs = append(serverArgs, waitFlags...)
+	server := h.pinned(*flagReflCPU, "sockperf", serverArgs...)
+	stop, err := h.startAndWaitFor(testbed.B, server, "using ", filepath.Join(h.outDir, name+"-server.log"))
+	if err != nil {
+		return nil, 0, err
+	}
+	logPath := filepath.Join(h.outDir, name+".csv")
+	clientArgs := append([]string{"ping-pong", "-i", h.tb.AddrB4.String(), "-p", port,
+		"-m", strconv.Itoa(*flagSize), "-t", strconv.Itoa(h.seconds), "--full-rtt", "--full-log", logPath},
+		transportFlags...)
+	clientArgs = append(clientArgs, waitFlags...)
+	client := h.pinned(*flagSenderCPU, "sockperf", clientArgs...)
+	out, runErr := h.output(testbed.A, client)
+	stopErr := stop()
+	if err := os.WriteFile(filepath.Join(h.outDir, name+"-client.log"), out, 0o644); err != nil {
+		return nil, 0, err
+	}
+	if runErr != nil {
+		return nil, 0, fmt.Errorf("sockperf client: %w\n%s", runErr, out)
+	}
+	if stopErr != nil {
+		return nil, 0, fmt.Errorf("sockperf server: %w", stopErr)
+	}
+	sum, err := ParseSockperfOutput(strings.NewReader(string(out)))
+	if err != nil {
+		return nil, 0, err
+	}
+	if !sum.FullRTT {
+		return nil, 0, errors.New("sockperf printed half round trips despite --full-rtt")
+	}
+	if sum.Dropped+sum.Duplicated+sum.OutOfOrder != 0 || sum.Sent != sum.Received {
+		return nil, 0, fmt.Errorf("sockperf: sent %d received %d dropped %d duplicated %d out of order %d",
+			sum.Sent, sum.Received, sum.Dropped, sum.Duplicated, sum.OutOfOrder)
+	}
+	f, err := os.Open(logPath)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer f.Close()
+	full, err := ReadFullLog(f)
+	if err != nil {
+		return nil, 0, err
+	}
+	if got := uint64(full.RTT.TotalCount()); got != sum.Observations {
+		return nil, 0, fmt.Errorf("sockperf full log has %d samples, its summary %d observations", got, sum.Observations)
+	}
+	return full.RTT, sum.ValidRunTime, nil
+}
+
+// runStackgap runs one stackgap kernel-path phase against the reflector and returns its
+// sender round-trip histogram (user send → user receive).
+func (h *harness) runStackgap(wait, transport string, round int, duration time.Duration) (*hdrhistogram.Histogram, error) {
+	dir := filepath.Join(h.outDir, fmt.Sprintf("stackgap-%s-%s-%d", transport, wait, round))
+	cmd := h.pinned(*flagSenderCPU, filepath.Join(h.binDir, "stackgap"), "run",
+		"--peer", h.reflector.String(), "--path", "kernel", "--transport", transport,
+		"--size", strconv.Itoa(*flagSize), "--duration", duration.Round(time.Millisecond).String(),
+		"--warmup", strconv.FormatUint(uint64(*flagWarmup), 10), "--wait", wait,
+		"--cpu", strconv.Itoa(*flagSenderCPU), "--reflector-cpu", strconv.Itoa(*flagReflCPU),
+		"--out", dir, "--quiet")
+	cmd.Args = append(cmd.Args, strings.Fields(*flagExtra)...)
+	if out, err := h.output(testbed.A, cmd); err != nil {
+		return nil, fmt.Errorf("stackgap run: %w\n%s", err, out)
+	}
+	r, err := results.Load(dir)
+	if err != nil {
+		return nil, err
+	}
+	if len(r.Phases) != 1 {
+		return nil, fmt.Errorf("stackgap run wrote %d phases, want 1", len(r.Phases))
+	}
+	phase := r.Phases[0]
+	if phase.Transport != transport || phase.Path != "kernel" {
+		return nil, fmt.Errorf("stackgap ran a %s %s phase, want kernel %s", phase.Path, phase.Transport, transport)
+	}
+	if n := phase.Counters.Lost + phase.Counters.Duplicated + phase.Counters.Reordered; n != 0 {
+		return nil, fmt.Errorf("stackgap: %d probes lost, duplicated or reordered: %+v", n, phase.Counters)
+	}
+	hists, err := results.LoadHlog(dir)
+	if err != nil {
+		return nil, err
+	}
+	return senderRTT(dir, hists, phase)
+}
+
+// senderRTT returns the sender's round-trip histogram of phase from hists, the interval
+// histograms of run directory dir (results.LoadHlog), checked against result.json's count.
+func senderRTT(dir string, hists map[string]*hdrhistogram.Histogram, phase results.Phase) (*hdrhistogram.Histogram, error) {
+	var rtt *results.Summary
+	for i, s := range phase.Histograms {
+		if s.Host == results.HostSender && s.Name == "rtt" {
+			rtt = &phase.Histograms[i]
+		}
+	}
+	if rtt == nil {
+		return nil, fmt.Errorf("%s: phase %d: no sender rtt histogram", dir, phase.Index)
+	}
+	tag := results.PhasePrefix(phase) + "." + results.HostSender + ".rtt"
+	hist, ok := hists[tag]
+	if !ok {
+		return nil, fmt.Errorf("%s: no interval histograms tagged %q", dir, tag)
+	}
+	if uint64(hist.TotalCount()) != rtt.Count {
+		return nil, fmt.Errorf("%s: %q holds %d values, result.json %d", dir, tag, hist.TotalCount(), rtt.Count)
+	}
+	return hist, nil
+}
+
+// output runs cmd in side's namespace and returns its standard output and error, combined.
+func (h *harness) output(side testbed.Side, cmd *exec.Cmd) ([]byte, error) {
+	var buf strings.Builder
+	cmd.Stdout, cmd.Stderr = &buf, &buf
+	err := h.tb.Run(side, cmd)
+	return []byte(buf.String()), err
+}
+
+// startAndWaitFor starts cmd in side's namespace, copies its output to logPath and waits until
+// a line contains ready. The returned stop function sends SIGINT, waits for the process (kills
+// it after 5 s) and returns an error only when the process had to be killed.
+func (h *harness) startAndWaitFor(side testbed.Side, cmd *exec.Cmd, ready, logPath string) (stop func() error, err error) {
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		logFile.Close()
+		return nil, err
+	}
+	cmd.Stdout, cmd.Stderr = pw, pw
+	if err := h.tb.Start(side, cmd); err != nil {
+		pr.Close()
+		pw.Close()
+		logFile.Close()
+		return nil, err
+	}
+	pw.Close()
+	readyCh := make(chan struct{})
+	copied := make(chan struct{})
+	go func() {
+		defer close(copied)
+		sc := bufio.NewScanner(pr)
+		seen := false
+		for sc.Scan() {
+			fmt.Fprintln(logFile, sc.Text())
+			if !seen && strings.Contains(sc.Text(), ready) {
+				seen = true
+				close(readyCh)
+			}
+		}
+		io.Copy(io.Discard, pr)
+	}()
+	exited := make(chan error, 1)
+	go func() {
+		<-copied
+		exited <- cmd.Wait()
+	}()
+	stop = func() error {
+		defer logFile.Close()
+		defer pr.Close()
+		cmd.Process.Signal(syscall.SIGINT)
+		select {
+		case <-exited:
+			return nil
+		case <-time.After(5 * time.Second):
+			cmd.Process.Kill()
+			<-exited
+			return fmt.Errorf("%s did not end within 5 s of SIGINT; killed", cmd)
+		}
+	}
+	select {
+	case <-readyCh:
+		return stop, nil
+	case <-copied:
+		stop()
+		out, _ := os.ReadFile(logPath)
+		return nil, fmt.Errorf("%s ended before it was ready:\n%s", cmd, out)
+	case <-time.After(10 * time.Second):
+		stop()
+		return nil, fmt.Errorf("%s not ready (no line with %q) within 10 s", cmd, ready)
+	}
+}

@@ -1,0 +1,273 @@
+package benchcmp
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// Targets of the AF_XDP reflector comparison, stackgap-reflect's AF_XDP session against
+// dpdk-testpmd's 5tswap forwarding on a net_af_xdp port, driven by the same sender: stackgap's
+// round trip p50 must be no higher than testpmd's, and its highest reflected packet rate no lower.
+const (
+	TargetReflectorRTTRatio = 1.00 // stackgap/testpmd round-trip p50, at most
+	TargetReflectorPPSRatio = 1.00 // stackgap/testpmd highest reflected packets per second, at least
+)
+
+// Names of the two AF_XDP reflectors.
+const (
+	ReflectorStackgap = "stackgap-reflect"
+	ReflectorTestpmd  = "testpmd"
+)
+
+// PathRound is one alternation of the kernel path and the AF_XDP path.
+type PathRound struct {
+	Kernel, XDP Stats
+}
+
+// PathComparison is the sender's round trip through kernel sockets and through AF_XDP for one
+// transport, both hosts spinning, over every round and merged.
+type PathComparison struct {
+	Transport   string
+	Kernel, XDP Stats
+	Rounds      []PathRound
+	// Err says why the comparison has no data (the run failed); empty when it has.
+	Err string
+}
+
+// Name is "<transport>-kernel-vs-xdp", the prefix of the benchmark's metrics.
+func (c PathComparison) Name() string { return c.Transport + "-kernel-vs-xdp" }
+
+// XDPRatio is AF_XDP's merged figure p divided by the kernel's (0 when the kernel has no data).
+func (c PathComparison) XDPRatio(p Percentile) float64 { return ratio(p.Of(c.XDP), p.Of(c.Kernel)) }
+
+// Percentile picks one figure of a Stats.
+type Percentile int
+
+// The figures of a Stats, in table order.
+const (
+	P50 Percentile = iota
+	P90
+	P99
+	P999
+	PMax
+)
+
+// Percentiles lists every Percentile in table order.
+func Percentiles() []Percentile { return []Percentile{P50, P90, P99, P999, PMax} }
+
+// Of returns the figure p of s.
+func (p Percentile) Of(s Stats) time.Duration {
+	switch p {
+	case P50:
+		return s.P50
+	case P90:
+		return s.P90
+	case P99:
+		return s.P99
+	case P999:
+		return s.P999
+	case PMax:
+		return s.Max
+	}
+	return 0
+}
+
+// String is the figure's column name ("p50", …, "max").
+func (p Percentile) String() string {
+	switch p {
+	case P50:
+		return "p50"
+	case P90:
+		return "p90"
+	case P99:
+		return "p99"
+	case P999:
+		return "p99.9"
+	case PMax:
+		return "max"
+	}
+	return fmt.Sprintf("Percentile(%d)", int(p))
+}
+
+// WritePathTable prints, for every transport, the kernel's and AF_XDP's round-trip percentiles
+// per round and over the merged rounds (µs), then the ratios xdp/kernel and the gaps
+// kernel − xdp per percentile. There is no target: the figures describe the machine.
+func WritePathTable(w io.Writer, cs []PathComparison) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	row := func(cells ...string) { fmt.Fprintln(tw, strings.Join(cells, "\t")+"\t") }
+	for _, c := range cs {
+		fmt.Fprintf(tw, "\n%s, kernel vs AF_XDP, spin: round trip, µs\n", c.Transport)
+		if c.Err != "" {
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			fmt.Fprintf(w, "no data: %s\n", c.Err)
+			continue
+		}
+		row("path", "round", "count", "p50", "p90", "p99", "p99.9", "max")
+		for i, r := range c.Rounds {
+			round := fmt.Sprint(i + 1)
+			row(statsCells("kernel", round, r.Kernel)...)
+			row(statsCells("xdp", round, r.XDP)...)
+		}
+		row(statsCells("kernel", "all", c.Kernel)...)
+		row(statsCells("xdp", "all", c.XDP)...)
+		gap := []string{"gap kernel−xdp", "all", ""}
+		ratios := []string{"ratio xdp/kernel", "all", ""}
+		for _, p := range Percentiles() {
+			gap = append(gap, micros(p.Of(c.Kernel)-p.Of(c.XDP)))
+			ratios = append(ratios, fmt.Sprintf("%.2f", c.XDPRatio(p)))
+		}
+		row(gap...)
+		row(ratios...)
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
+	return tw.Flush()
+}
+
+// ReflectorRound is one alternation of the two reflectors, one round-trip phase each.
+type ReflectorRound struct {
+	Stackgap, Testpmd Stats
+}
+
+// ReflectorComparison is the sender's AF_XDP round trip (UDP, one probe in flight) against
+// stackgap-reflect's AF_XDP session and against testpmd, per round and merged.
+type ReflectorComparison struct {
+	Stackgap, Testpmd Stats
+	Rounds            []ReflectorRound
+}
+
+// Ratio is stackgap's merged figure p divided by testpmd's (0 without testpmd data).
+func (c ReflectorComparison) Ratio(p Percentile) float64 {
+	return ratio(p.Of(c.Stackgap), p.Of(c.Testpmd))
+}
+
+// Pass tells whether stackgap's round-trip p50 meets TargetReflectorRTTRatio.
+func (c ReflectorComparison) Pass() bool { return meets(c.Ratio(P50), TargetReflectorRTTRatio) }
+
+// RateRun is one throughput phase: the sender keeps Inflight probes of minimum size in flight
+// against one reflector for Duration.
+type RateRun struct {
+	Reflector string
+	Inflight  int
+	Duration  time.Duration
+	// Sent, Received and Lost are the sender's counters of the measured window.
+	Sent, Received, Lost uint64
+	// Reflected counts the measured window's probes the reflector sent back: stackgap-reflect's
+	// own "reflected" counter less its warm-up, or for testpmd (which the sender cannot ask)
+	// the sender's Received.
+	Reflected uint64
+	// OwnPPS is the reflector's own figure where it has one: testpmd's highest periodic Tx-pps
+	// (0 otherwise).
+	OwnPPS float64
+	// RTTP50 is the median round trip at this load.
+	RTTP50 time.Duration
+	// SenderCPU and ReflectorCPU say where the two CPUs' time went during the window.
+	SenderCPU, ReflectorCPU CPUShare
+	// Note carries reflector-specific evidence (e.g. testpmd's share of empty polls).
+	Note string
+}
+
+// PPS is the reflected packets per second of the measured window.
+func (r RateRun) PPS() float64 {
+	if r.Duration <= 0 {
+		return 0
+	}
+	return float64(r.Reflected) / r.Duration.Seconds()
+}
+
+// RateComparison holds the throughput runs of both reflectors.
+type RateComparison struct {
+	Runs []RateRun
+}
+
+// Best returns reflector's run with the highest packet rate (ok false when it has none).
+func (c RateComparison) Best(reflector string) (best RateRun, ok bool) {
+	for _, r := range c.Runs {
+		if r.Reflector == reflector && (!ok || r.PPS() > best.PPS()) {
+			best, ok = r, true
+		}
+	}
+	return best, ok
+}
+
+// PPSRatio is stackgap-reflect's highest packet rate divided by testpmd's (0 without data).
+func (c RateComparison) PPSRatio() float64 {
+	s, okS := c.Best(ReflectorStackgap)
+	t, okT := c.Best(ReflectorTestpmd)
+	if !okS || !okT || t.PPS() <= 0 {
+		return 0
+	}
+	return s.PPS() / t.PPS()
+}
+
+// Pass tells whether the packet-rate ratio meets TargetReflectorPPSRatio.
+func (c RateComparison) Pass() bool { return atLeast(c.PPSRatio(), TargetReflectorPPSRatio) }
+
+// atLeast compares a ratio printed with two decimals with a lower bound the way a reader does.
+func atLeast(r, target float64) bool { return r > 0 && r >= target-0.005 }
+
+func verdictAtLeast(r, target float64) string {
+	if atLeast(r, target) {
+		return "PASS"
+	}
+	return "MISS"
+}
+
+// WriteReflectorTable prints the round trips of both reflectors per round and merged (µs) with
+// the ratios stackgap/testpmd and the verdict on p50, then every throughput run (packets per
+// second, loss, median round trip, where each CPU's time went) and the verdict on the highest
+// rates.
+func WriteReflectorTable(w io.Writer, rtt ReflectorComparison, rate RateComparison) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	row := func(cells ...string) { fmt.Fprintln(tw, strings.Join(cells, "\t")+"\t") }
+	fmt.Fprintf(tw, "\nAF_XDP reflectors, udp, spin, 1 probe in flight: round trip, µs\n")
+	row("reflector", "round", "count", "p50", "p90", "p99", "p99.9", "max")
+	for i, r := range rtt.Rounds {
+		round := fmt.Sprint(i + 1)
+		row(statsCells(ReflectorStackgap, round, r.Stackgap)...)
+		row(statsCells(ReflectorTestpmd, round, r.Testpmd)...)
+	}
+	row(statsCells(ReflectorStackgap, "all", rtt.Stackgap)...)
+	row(statsCells(ReflectorTestpmd, "all", rtt.Testpmd)...)
+	ratios := []string{"ratio stackgap/testpmd", "all", ""}
+	for _, p := range Percentiles() {
+		ratios = append(ratios, fmt.Sprintf("%.2f", rtt.Ratio(p)))
+	}
+	row(ratios...)
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "stackgap/testpmd round trip: p50 %.2f (target ≤ %.2f: %s)\n",
+		rtt.Ratio(P50), TargetReflectorRTTRatio, verdict(rtt.Ratio(P50), TargetReflectorRTTRatio))
+
+	fmt.Fprintf(tw, "\nAF_XDP reflectors, udp, spin, 64-byte frames: reflected packets per second\n")
+	row("reflector", "inflight", "sent", "lost", "reflected", "pps", "own pps", "rtt p50 µs", "sender CPU", "reflector CPU")
+	for _, r := range rate.Runs {
+		own := "-"
+		if r.OwnPPS > 0 {
+			own = fmt.Sprintf("%.0f", r.OwnPPS)
+		}
+		row(r.Reflector, fmt.Sprint(r.Inflight), fmt.Sprint(r.Sent), fmt.Sprint(r.Lost), fmt.Sprint(r.Reflected),
+			fmt.Sprintf("%.0f", r.PPS()), own, micros(r.RTTP50), r.SenderCPU.String(), r.ReflectorCPU.String())
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, r := range rate.Runs {
+		if r.Note != "" {
+			fmt.Fprintf(w, "%s inflight %d: %s\n", r.Reflector, r.Inflight, r.Note)
+		}
+	}
+	s, _ := rate.Best(ReflectorStackgap)
+	t, _ := rate.Best(ReflectorTestpmd)
+	fmt.Fprintf(w, "highest rate: %s %.0f pps (inflight %d), %s %.0f pps (inflight %d); stackgap/testpmd %.2f (target ≥ %.2f: %s)\n",
+		ReflectorStackgap, s.PPS(), s.Inflight, ReflectorTestpmd, t.PPS(), t.Inflight,
+		rate.PPSRatio(), TargetReflectorPPSRatio, verdictAtLeast(rate.PPSRatio(), TargetReflectorPPSRatio))
+	return nil
+}
