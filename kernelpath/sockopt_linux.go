@@ -107,8 +107,8 @@ func openSocket(family int, t Transport) (int, error) {
 }
 
 // configureSocket applies the options that do not depend on the socket's
-// state: device binding, busy polling, the blocking receive tick and, for UDP,
-// receive-queue drop reporting.
+// state: device binding, busy polling, the blocking receive tick and, for UDP
+// with timestamping, receive-queue drop reporting in control messages.
 func configureSocket(fd int, o Options) error {
 	if o.Device != "" {
 		if err := unix.BindToDevice(fd, o.Device); err != nil {
@@ -132,7 +132,11 @@ func configureSocket(fd int, o Options) error {
 			return fmt.Errorf("set receive tick: %w", os.NewSyscallError("setsockopt SO_RCVTIMEO", err))
 		}
 	}
-	if o.Transport == UDP {
+	if o.Transport == UDP && o.Timestamping {
+		// Without timestamping datagrams are read with recvfrom, which
+		// takes no control data; Stats reads the count with SO_MEMINFO, and
+		// leaving the flag off keeps the kernel's per-receive control
+		// message work (__sock_recv_cmsgs) off the data path.
 		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RXQ_OVFL, 1); err != nil {
 			return fmt.Errorf("report receive-queue drops: %w", os.NewSyscallError("setsockopt SO_RXQ_OVFL", err))
 		}

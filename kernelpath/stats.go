@@ -54,6 +54,7 @@ type Stats struct {
 	// (net/core/dev.c net_enable_timestamp).
 	RxMissingStamps uint64
 	// RxQueueDrops is the kernel's count of datagrams dropped because this
-	// socket's receive queue was full (SO_RXQ_OVFL), as last reported.
+	// socket's receive queue was full: as last reported by SO_RXQ_OVFL with
+	// Timestamping on, read with SO_MEMINFO by Stats without it (UDP).
 	RxQueueDrops uint64
 }
