@@ -192,9 +192,12 @@ func TestReflectorRejects(t *testing.T) {
 func TestAuthentication(t *testing.T) {
 	peer := startReflector(t, bench.ReflectorOptions{Secret: []byte("s3cret")})
 	ctx := context.Background()
-	if _, err := bench.Dial(ctx, peer, bench.ClientOptions{Secret: []byte("s3cret")}); err != nil {
+	cl, err := bench.Dial(ctx, peer, bench.ClientOptions{Secret: []byte("s3cret")})
+	if err != nil {
 		t.Fatalf("right secret: %v", err)
 	}
+	// Left open on purpose: stopping the reflector must not wait for it.
+	defer cl.Close()
 	for _, tt := range []struct {
 		secret []byte
 		want   string

@@ -127,7 +127,12 @@ func (r *Reflector) handle(ctx context.Context, nc net.Conn) {
 	stop := context.AfterFunc(ctx, func() { nc.SetReadDeadline(time.Now()) })
 	defer stop()
 	c := newControl(nc)
+	// A deadline set after ctx ended would override the one the AfterFunc
+	// set; checking ctx after every SetDeadline closes that race.
 	nc.SetDeadline(time.Now().Add(r.o.IdleTimeout))
+	if ctx.Err() != nil {
+		return
+	}
 	if err := serverHandshake(c, r.o.Secret, r.o.Build); err != nil {
 		log.Info("control connection refused", "err", err)
 		return
@@ -147,6 +152,9 @@ func (r *Reflector) handle(ctx context.Context, nc net.Conn) {
 			idle += time.Until(s.hardEnd)
 		}
 		nc.SetReadDeadline(time.Now().Add(idle))
+		if ctx.Err() != nil {
+			return
+		}
 		m, err := c.recv()
 		if err != nil {
 			if ctx.Err() == nil && !errors.Is(err, io.EOF) {
