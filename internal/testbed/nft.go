@@ -20,11 +20,17 @@ type DropRule struct {
 	SrcPort uint16
 	// Percent of the matching packets to drop at random, 0 to 100.
 	Percent int
+	// Iface limits the rule to packets arriving on this interface (optional;
+	// default every interface, loopback included).
+	Iface string
 }
 
 func (r DropRule) validate() error {
 	if r.Proto != "udp" && r.Proto != "tcp" {
 		return fmt.Errorf("invalid protocol %q: want udp or tcp", r.Proto)
+	}
+	if strings.ContainsAny(r.Iface, "\"\\ ") || len(r.Iface) > 15 {
+		return fmt.Errorf("invalid interface name %q", r.Iface)
 	}
 	if r.Percent < 0 || r.Percent > 100 {
 		return fmt.Errorf("invalid drop share: %d%%", r.Percent)
@@ -47,6 +53,9 @@ func (r DropRule) ruleset(table string) string {
 	}
 	if r.DstPort == 0 && r.SrcPort == 0 {
 		match = "meta l4proto " + r.Proto
+	}
+	if r.Iface != "" {
+		match = fmt.Sprintf("iifname %q %s", r.Iface, match)
 	}
 	if r.Percent < 100 { // numgen's range is 0-99, so "< 100" is rejected: 100% needs no numgen
 		match += fmt.Sprintf(" numgen random mod 100 < %d", r.Percent)

@@ -129,6 +129,7 @@ func TestDropRuleRuleset(t *testing.T) {
 		{DropRule{Proto: "tcp", SrcPort: 80, Percent: 100}, "tcp sport 80 counter drop"},
 		{DropRule{Proto: "udp", DstPort: 1, SrcPort: 2, Percent: 0}, "udp dport 1 udp sport 2 numgen random mod 100 < 0 counter drop"},
 		{DropRule{Proto: "tcp", Percent: 5}, "meta l4proto tcp numgen random mod 100 < 5 counter drop"},
+		{DropRule{Proto: "udp", Percent: 10, Iface: "sg-1-b"}, `iifname "sg-1-b" meta l4proto udp numgen random mod 100 < 10 counter drop`},
 	}
 	for _, tt := range tests {
 		if err := tt.rule.validate(); err != nil {
@@ -150,6 +151,7 @@ func TestDropRuleValidate(t *testing.T) {
 		{DropRule{Proto: "", Percent: 1}, `invalid protocol ""`},
 		{DropRule{Proto: "udp", Percent: -1}, "invalid drop share: -1%"},
 		{DropRule{Proto: "udp", Percent: 101}, "invalid drop share: 101%"},
+		{DropRule{Proto: "udp", Percent: 1, Iface: `a"b`}, "invalid interface name"},
 	}
 	for _, tt := range tests {
 		err := tt.rule.validate()
