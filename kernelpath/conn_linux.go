@@ -102,7 +102,7 @@ func (c *Conn) RemoteAddr() netip.AddrPort {
 // Stats returns the Conn's counters.
 func (c *Conn) Stats() Stats {
 	s := c.stats
-	if c.plainRecv() && c.fd >= 0 {
+	if c.framer == nil && c.plainRecv() && c.fd >= 0 {
 		// recvfrom gets no SO_RXQ_OVFL message: ask for the same counter.
 		if drops, ok := c.queueDrops(); ok {
 			s.RxQueueDrops = drops
@@ -130,11 +130,11 @@ func (c *Conn) queueDrops() (uint64, bool) {
 	return uint64(info[skMeminfoDrops]), true
 }
 
-// plainRecv reports whether datagrams are received with recvfrom: a UDP Conn
-// without timestamping needs no control data on the data path (the drop
-// count comes from SO_MEMINFO instead), and recvfrom copies in no msghdr or
-// iovec, which makes every empty poll of a spinning receive cheaper.
-func (c *Conn) plainRecv() bool { return c.framer == nil && !c.opts.Timestamping }
+// plainRecv reports whether receives use recvfrom instead of recvmsg: a Conn
+// without timestamping needs no control data on the data path (for UDP the
+// drop count comes from SO_MEMINFO instead), and recvfrom copies in no msghdr
+// or iovec, which makes every empty poll of a spinning receive cheaper.
+func (c *Conn) plainRecv() bool { return !c.opts.Timestamping }
 
 // BusyPollActive reports whether busy polling can work on this socket: the
 // kernel recorded the NAPI instance of received traffic (SO_INCOMING_NAPI_ID
@@ -363,6 +363,17 @@ func (c *Conn) recvfrom(p []byte, flags int, withName bool) (n int, nameLen uint
 	return int(r), nameLen, 0
 }
 
+// readStream makes one recvfrom call into p (not empty) on a TCP socket: no
+// source address, and no MSG_TRUNC, which on a stream would discard the data.
+func (c *Conn) readStream(p []byte, flags int) (int, unix.Errno) {
+	r, _, errno := unix.RawSyscall6(unix.SYS_RECVFROM, uintptr(c.fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)),
+		uintptr(flags), 0, 0)
+	if errno != 0 {
+		return 0, errno
+	}
+	return int(r), 0
+}
+
 // Recv waits for one whole probe, copies it into buf and returns its stamps:
 // User is CLOCK_REALTIME read right after the receive call returned,
 // Software is RX_SOFTWARE and Hardware the raw PHC value of RX_HARDWARE
@@ -483,6 +494,7 @@ func (c *Conn) recvStream(buf []byte, deadline time.Time) (int, bench.RxStamps, 
 	dl := deadlineNanos(deadline)
 	flags := -1
 	misses := 0
+	plain := c.plainRecv()
 	for {
 		n, err := c.framer.whole()
 		if err != nil {
@@ -500,7 +512,16 @@ func (c *Conn) recvStream(buf []byte, deadline time.Time) (int, bench.RxStamps, 
 		if flags < 0 {
 			flags = c.firstFlags(dl)
 		}
-		r, oobn, msgFlags, _, errno := c.recvmsg(c.framer.space(), c.rxControl[:], flags, false)
+		var r, oobn int
+		var msgFlags int32
+		var errno unix.Errno
+		call := "recvmsg"
+		if plain {
+			call = "recvfrom"
+			r, errno = c.readStream(c.framer.space(), flags)
+		} else {
+			r, oobn, msgFlags, _, errno = c.recvmsg(c.framer.space(), c.rxControl[:], flags, false)
+		}
 		if errno != 0 {
 			switch {
 			case errno == unix.EAGAIN && c.expired(dl, &misses):
@@ -508,7 +529,7 @@ func (c *Conn) recvStream(buf []byte, deadline time.Time) (int, bench.RxStamps, 
 			case errno == unix.EAGAIN || errno == unix.EINTR:
 				continue
 			}
-			return 0, bench.RxStamps{}, c.opError("receive", "recvmsg", errno)
+			return 0, bench.RxStamps{}, c.opError("receive", call, errno)
 		}
 		now := c.clock.Now()
 		if r == 0 {
@@ -518,6 +539,10 @@ func (c *Conn) recvStream(buf []byte, deadline time.Time) (int, bench.RxStamps, 
 			return 0, bench.RxStamps{}, fmt.Errorf("receive from %s: connection closed: %w", c.remote, io.EOF)
 		}
 		c.framer.commit(r)
-		c.lastRx = c.rxStamps(now, oobn, msgFlags)
+		if plain {
+			c.lastRx = bench.RxStamps{User: now}
+		} else {
+			c.lastRx = c.rxStamps(now, oobn, msgFlags)
+		}
 	}
 }

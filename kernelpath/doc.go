@@ -7,12 +7,12 @@
 // and the hot path makes exactly one system call per send (TCP: one per
 // partial write, normally one) and one per received datagram or stream read.
 //
-// Raw system calls: every hot-path call (sendto, sendmsg, recvmsg, blocking
-// ones included, and error-queue reads) is unix.RawSyscall, which skips the
-// runtime's entersyscall/exitsyscall. The goroutine keeps its P, so sysmon
-// does not hand the P to another thread during a blocking receive and the
-// measuring thread is not woken, preempted or migrated for it. The price: a
-// thread blocked in recvmsg holds a P that no other goroutine can use
+// Raw system calls: every hot-path call (sendto, sendmsg, recvmsg or, without
+// Timestamping, recvfrom, blocking ones included, and error-queue reads) is
+// unix.RawSyscall, which skips the runtime's entersyscall/exitsyscall. The
+// goroutine keeps its P, so sysmon does not hand the P to another thread
+// during a blocking receive and the measuring thread is not woken, preempted
+// or migrated for it. The price: a thread blocked in a receive holds a P that no other goroutine can use
 // meanwhile, so the caller must give the process one more P (GOMAXPROCS) per
 // measuring thread; and a stop-the-world waits until the blocked call returns,
 // which is at most one SO_RCVTIMEO tick (10 ms) or the signal the runtime

@@ -35,8 +35,9 @@ const (
 type Options struct {
 	// Transport is UDP or TCP (required).
 	Transport Transport
-	// Wait is how Recv waits: bench.WaitBlock (default; blocking recvmsg) or
-	// bench.WaitSpin (non-blocking recvmsg in a loop).
+	// Wait is how Recv waits: bench.WaitBlock (default; blocking receive) or
+	// bench.WaitSpin (non-blocking receive in a loop). The receive is recvmsg,
+	// or recvfrom when Timestamping is off and no control data is wanted.
 	Wait bench.WaitStrategy
 	// BusyPoll, when > 0, sets SO_BUSY_POLL to this many whole microseconds and
 	// SO_PREFER_BUSY_POLL (optional; both need CAP_NET_ADMIN). Zero leaves busy
