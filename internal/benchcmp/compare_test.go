@@ -7,10 +7,12 @@ import (
 )
 
 func TestComparisonVerdicts(t *testing.T) {
+	// The stamped mode is 20 % slower than plain in every case: it has ratios but never
+	// decides the verdict.
 	tests := []struct {
 		name                       string
-		sockperfP50, stackgapP50   time.Duration
-		sockperfP99, stackgapP99   time.Duration
+		sockperfP50, plainP50      time.Duration
+		sockperfP99, plainP99      time.Duration
 		wantP50Ratio, wantP99Ratio float64
 		wantPass                   bool
 	}{
@@ -25,13 +27,20 @@ func TestComparisonVerdicts(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			c := Comparison{
 				Sockperf: Stats{P50: tt.sockperfP50, P99: tt.sockperfP99},
-				Stackgap: Stats{P50: tt.stackgapP50, P99: tt.stackgapP99},
+				Plain:    Stats{P50: tt.plainP50, P99: tt.plainP99},
+				Stamped:  Stats{P50: tt.plainP50 * 6 / 5, P99: tt.plainP99 * 6 / 5},
 			}
 			if got := c.P50Ratio(); !near(got, tt.wantP50Ratio) {
 				t.Errorf("p50 ratio %v, want %v", got, tt.wantP50Ratio)
 			}
 			if got := c.P99Ratio(); !near(got, tt.wantP99Ratio) {
 				t.Errorf("p99 ratio %v, want %v", got, tt.wantP99Ratio)
+			}
+			if got, want := c.StampedP50Ratio(), tt.wantP50Ratio*1.2; !near(got, want) {
+				t.Errorf("stamped p50 ratio %v, want %v", got, want)
+			}
+			if got, want := c.StampedP99Ratio(), tt.wantP99Ratio*1.2; !near(got, want) {
+				t.Errorf("stamped p99 ratio %v, want %v", got, want)
 			}
 			if got := c.Pass(); got != tt.wantPass {
 				t.Errorf("pass %v, want %v", got, tt.wantPass)
@@ -71,9 +80,12 @@ func TestSummarize(t *testing.T) {
 func TestWriteTable(t *testing.T) {
 	sp := Stats{Count: 100, P50: 10 * time.Microsecond, P90: 12 * time.Microsecond, P99: 20 * time.Microsecond,
 		P999: 30 * time.Microsecond, Max: 40 * time.Microsecond}
-	sg := sp
-	sg.P50 = 11 * time.Microsecond
-	cs := []Comparison{{Wait: "spin", Transport: "udp", Sockperf: sp, Stackgap: sg, Rounds: []Round{{sp, sg}}}}
+	plain, stamped := sp, sp
+	plain.P50 = 11 * time.Microsecond
+	stamped.P50, stamped.P99 = 12*time.Microsecond, 25*time.Microsecond
+	round := Round{Sockperf: sp, Plain: plain, Stamped: stamped}
+	cs := []Comparison{{Wait: "spin", Transport: "udp", Sockperf: sp, Plain: plain, Stamped: stamped,
+		Rounds: []Round{round, round}}}
 	var b strings.Builder
 	if err := WriteTable(&b, cs); err != nil {
 		t.Fatal(err)
@@ -81,15 +93,52 @@ func TestWriteTable(t *testing.T) {
 	out := b.String()
 	for _, want := range []string{
 		"udp spin: round trip, µs",
-		"p50 1.10 (target ≤ 1.00: MISS)  p99 1.00 (target ≤ 1.05: PASS)",
-		"udp-spin",
+		"stackgap plain/sockperf: p50 1.10 (target ≤ 1.00: MISS)  p99 1.00 (target ≤ 1.05: PASS)",
+		"stackgap stamped/sockperf: p50 1.20  p99 1.25 (what observing the layers costs; no target)",
 		"11.00",
+		"12.00",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
 	}
-	if got := strings.Count(out, "stackgap"); got < 3 {
-		t.Errorf("want a stackgap row per round and for the merge:\n%s", out)
+	// A row per round and for the merge, for each mode.
+	for _, tool := range []string{"stackgap plain ", "stackgap stamped "} {
+		if got := countLines(out, func(l string) bool { return strings.Contains(l, tool) && !strings.Contains(l, "/sockperf") }); got != 3 {
+			t.Errorf("%d %q rows, want 3 (2 rounds and the merge):\n%s", got, tool, out)
+		}
 	}
+	_, summary, ok := strings.Cut(out, "summary")
+	if !ok {
+		t.Fatalf("no summary:\n%s", out)
+	}
+	plainLine := summaryLine(summary, "plain")
+	if !strings.Contains(plainLine, "1.10") || !strings.Contains(plainLine, "MISS") || !strings.Contains(plainLine, "PASS") {
+		t.Errorf("summary plain line %q, want ratios 1.10 MISS and 1.00 PASS", plainLine)
+	}
+	stampedLine := summaryLine(summary, "stamped")
+	if !strings.Contains(stampedLine, "1.20") || !strings.Contains(stampedLine, "1.25") ||
+		strings.Contains(stampedLine, "PASS") || strings.Contains(stampedLine, "MISS") {
+		t.Errorf("summary stamped line %q, want ratios 1.20 and 1.25 without a verdict", stampedLine)
+	}
+}
+
+func countLines(s string, match func(string) bool) int {
+	n := 0
+	for l := range strings.Lines(s) {
+		if match(l) {
+			n++
+		}
+	}
+	return n
+}
+
+// summaryLine returns the summary's line for mode of the udp-spin comparison.
+func summaryLine(summary, mode string) string {
+	for l := range strings.Lines(summary) {
+		if f := strings.Fields(l); len(f) > 1 && f[0] == "udp-spin" && f[1] == mode {
+			return l
+		}
+	}
+	return ""
 }

@@ -2,8 +2,10 @@
 // (network namespaces joined by veth), each printing both distributions and their ratios:
 //
 //   - BenchmarkStackgapVsSockperf: stackgap's kernel-path round trip against sockperf's
-//     ping-pong with the same CPU placement and wait strategy, to show that the harness adds
-//     no latency of its own;
+//     ping-pong with the same CPU placement and wait strategy, in two modes per round: plain
+//     (--no-timestamps), judged against the targets to show that the harness adds no latency of
+//     its own, and stamped (the default --stamp-every 2), whose ratios show what observing the
+//     layers costs;
 //   - BenchmarkKernelVsXDP: the kernel path against the AF_XDP path, UDP and TCP, spin wait;
 //   - BenchmarkXDPReflectorVsTestpmd: stackgap-reflect's AF_XDP path against dpdk-testpmd's
 //     net_af_xdp 5tswap forwarding, round trip and the most packets per second reflected.
