@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/stackgap/stackgap/internal/clock"
+	"github.com/stackgap/stackgap/internal/cpu"
 	"github.com/stackgap/stackgap/results"
 )
 
@@ -28,6 +29,8 @@ type reflectLoop struct {
 	sends     uint64
 	rotated   int64
 	endReason string
+	// yielder gives the scheduler its turns between probes (see cpu.Yielder).
+	yielder *cpu.Yielder
 }
 
 func newReflectLoop(p SessionParams, idle time.Duration, start time.Time) *reflectLoop {
@@ -60,6 +63,9 @@ func (l *reflectLoop) loop(conn Conn, s *reflectSession) {
 	errorsInRow := 0
 	onStamp := l.tx.stamp
 	for !s.quit.Load() {
+		// The scheduler's turn comes here, after a reply went out and
+		// before the next probe is awaited.
+		l.yielder.Yield(now)
 		if now > hardEnd {
 			l.endReason = "session time limit reached"
 			return
@@ -180,6 +186,9 @@ func (l *reflectLoop) finish(conn Conn, rep *ReflectorReport) {
 	l.tx.flush()
 	l.rotate(l.clock.Now())
 	l.c.put(rep.Counters)
+	if moves := l.yielder.Moves(); moves > 0 {
+		rep.Counters["thread_moves"] = moves
+	}
 	for k, v := range l.missing {
 		rep.Counters["missing_"+k] = v
 	}

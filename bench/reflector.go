@@ -326,7 +326,7 @@ func (s *reflectSession) run() *ReflectorReport {
 		restore, _ = cpu.Pin(-1)
 	}
 	defer restore()
-	defer cpu.ReserveP()()
+	defer cpu.ClaimP()()
 	rep.CPU = cpu.Current()
 
 	conn, err := s.acceptConn()
@@ -336,6 +336,7 @@ func (s *reflectSession) run() *ReflectorReport {
 	}
 	defer conn.Close()
 	rl := newReflectLoop(s.p, s.r.o.IdleTimeout, time.Now())
+	rl.yielder = cpu.NewYielder(0)
 	rl.loop(conn, s)
 	rl.finish(conn, rep)
 	return rep

@@ -66,6 +66,8 @@ type sendLoop struct {
 	echo bool
 	// clock reads the loop's notion of now (the user stamps come from the Conn).
 	clock clock.Wall
+	// yielder gives the scheduler its turns between probes (see cpu.Yielder).
+	yielder *cpu.Yielder
 	// stamper is the Conn when it can stamp selected sends only.
 	stamper SelectiveStamper
 	// rttStamped is the round trip of stamped probes (nil when every probe
@@ -108,8 +110,9 @@ func (l *sendLoop) runOnThread(path Path, spec DialSpec, cpuID int, stop *atomic
 		return err
 	}
 	defer restore()
-	defer cpu.ReserveP()()
+	defer cpu.ClaimP()()
 	l.cpu = cpu.Current()
+	l.yielder = cpu.NewYielder(0)
 	conn, err := path.Dial(spec)
 	if err != nil {
 		return err
@@ -118,6 +121,9 @@ func (l *sendLoop) runOnThread(path Path, spec DialSpec, cpuID int, stop *atomic
 	l.useStamps(declaredStamps(conn, spec.Timestamping))
 	l.stamper, _ = conn.(SelectiveStamper)
 	err = l.loop(conn, stop)
+	if moves := l.yielder.Moves(); moves > 0 {
+		l.extra["thread_moves"] += moves
+	}
 	settleTxStamps(conn, l.tx, l.next)
 	l.tx.flush()
 	l.collectReport(conn, "")
@@ -215,6 +221,9 @@ func (l *sendLoop) loop(conn Conn, stop *atomic.Bool) error {
 			l.abandon()
 			return nil
 		}
+		// The scheduler's turn comes here, between a reply and the next
+		// send: with one probe in flight it lands inside no round trip.
+		l.yielder.Yield(now)
 		if !sendingDone {
 			var err error
 			if sendingDone, err = l.fill(conn, now); err != nil {

@@ -5,7 +5,9 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -152,16 +154,86 @@ func TestCPUList(t *testing.T) {
 	}
 }
 
-func TestReserveP(t *testing.T) {
-	before := runtime.GOMAXPROCS(0)
-	r1, r2 := ReserveP(), ReserveP()
-	if got := runtime.GOMAXPROCS(0); got != before+2 {
-		t.Fatalf("GOMAXPROCS %d after two reservations, want %d", got, before+2)
+func TestClaimP(t *testing.T) {
+	base := runtime.GOMAXPROCS(0)
+	var releases []func()
+	for range base + 1 {
+		releases = append(releases, ClaimP())
 	}
-	r1()
-	r1() // idempotent
-	r2()
-	if got := runtime.GOMAXPROCS(0); got != before {
-		t.Fatalf("GOMAXPROCS %d after release, want %d", got, before)
+	// One P per measuring thread, and never fewer than the process had.
+	if got := runtime.GOMAXPROCS(0); got != base+1 {
+		t.Fatalf("GOMAXPROCS %d with %d claims, want %d", got, base+1, base+1)
+	}
+	releases[0]()
+	releases[0]() // idempotent
+	if got := runtime.GOMAXPROCS(0); got != base {
+		t.Fatalf("GOMAXPROCS %d with %d claims, want %d", got, base, base)
+	}
+	for _, release := range releases[1:] {
+		release()
+	}
+	if got := runtime.GOMAXPROCS(0); got != base {
+		t.Fatalf("GOMAXPROCS %d after release, want %d", got, base)
+	}
+}
+
+// TestYielderLetsOthersRun runs a busy loop that never blocks on one P, as a
+// spinning measurement does: other goroutines run only when it yields, and
+// it stays on its pinned thread throughout.
+func TestYielderLetsOthersRun(t *testing.T) {
+	cpu := allowedCPUs(t)[0]
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	var ticks atomic.Int64
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				ticks.Add(1)
+				runtime.Gosched()
+			}
+		}
+	}()
+	done := make(chan error, 1)
+	go func() {
+		restore, err := Pin(cpu)
+		if err != nil {
+			done <- err
+			return
+		}
+		defer restore()
+		y := NewYielder(time.Millisecond)
+		tid := unix.Gettid()
+		if !y.Yield(0) || y.Yield(1) {
+			done <- fmt.Errorf("Yield(0) then Yield(1) within the interval: want true, false")
+			return
+		}
+		start := time.Now()
+		before := ticks.Load()
+		for time.Since(start) < 50*time.Millisecond {
+			y.Yield(time.Now().UnixNano())
+		}
+		var mask unix.CPUSet
+		_ = unix.SchedGetaffinity(0, &mask)
+		switch {
+		case uint64(ticks.Load()-before) < y.Yields()/2:
+			// Without the yields, only sysmon's preemption every 10-20 ms
+			// would let the other goroutine run.
+			done <- fmt.Errorf("the other goroutine ran %d times during %d yields", ticks.Load()-before, y.Yields())
+		case y.Yields() < 10:
+			done <- fmt.Errorf("%d yields in 50 ms at 1 ms intervals", y.Yields())
+		case mask.Count() != 1 || !mask.IsSet(cpu):
+			done <- fmt.Errorf("after yields the thread's mask has %d cpus, want only %d", mask.Count(), cpu)
+		case y.Moves() == 0 && unix.Gettid() != tid:
+			done <- fmt.Errorf("thread changed from %d to %d without a counted move", tid, unix.Gettid())
+		default:
+			done <- nil
+		}
+	}()
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }
