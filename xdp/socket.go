@@ -215,4 +215,6 @@ type Completion struct {
 	// skb is freed, not a wire time); in zero-copy mode it is the NIC's
 	// hardware clock, as the driver reports it.
 	Timestamp uint64
+	// Stamped says whether Transmit asked for a timestamp for this frame.
+	Stamped bool
 }
