@@ -215,3 +215,20 @@ func declaredStamps(conn Conn, timestamping bool) StampSet {
 type SelectiveStamper interface {
 	SendStamped(probe []byte, stamp bool) (userTx int64, err error)
 }
+
+// InPlaceConn is implemented by Conns that can hand a reflector the received
+// probe where it lies and send it back from there, as a forwarding engine
+// does: no copy out, no copy back, no new buffer. The AF_XDP path's UDP Conn
+// implements it; the reflector uses it when present.
+type InPlaceConn interface {
+	Conn
+	// RecvInPlace waits like Recv for one probe and returns its bytes in the
+	// Conn's own memory. They stay valid, and may be changed, until the
+	// next call on the Conn; a probe not sent back by ReplyInPlace is
+	// released by the next receive.
+	RecvInPlace(deadline time.Time) ([]byte, RxStamps, error)
+	// ReplyInPlace sends the probe RecvInPlace returned, as changed, back to
+	// its source, asking for TX stamps when stamp is set, and returns the
+	// user-space TX stamp like Send.
+	ReplyInPlace(stamp bool) (userTx int64, err error)
+}

@@ -53,6 +53,7 @@ func (l *reflectLoop) useStamps(set StampSet, start time.Time) {
 func (l *reflectLoop) loop(conn Conn, s *reflectSession) {
 	l.useStamps(declaredStamps(conn, l.p.Timestamping), time.Now())
 	stamper, _ := conn.(SelectiveStamper)
+	inPlace, _ := conn.(InPlaceConn)
 	buf := make([]byte, MaxProbeSize)
 	hardEnd, idle := s.hardEnd.UnixNano(), int64(l.idle)
 	// now is read after timeouts only: after a probe, its user stamp is the
@@ -70,7 +71,16 @@ func (l *reflectLoop) loop(conn Conn, s *reflectSession) {
 			l.endReason = "session time limit reached"
 			return
 		}
-		n, rx, err := conn.Recv(buf, time.Unix(0, now+int64(pollSlice)))
+		var b []byte
+		var rx RxStamps
+		var err error
+		if inPlace != nil {
+			b, rx, err = inPlace.RecvInPlace(time.Unix(0, now+int64(pollSlice)))
+		} else {
+			var n int
+			n, rx, err = conn.Recv(buf, time.Unix(0, now+int64(pollSlice)))
+			b = buf[:n]
+		}
 		if err != nil {
 			now = l.clock.Now()
 			switch {
@@ -95,7 +105,6 @@ func (l *reflectLoop) loop(conn Conn, s *reflectSession) {
 		}
 		now = max(rx.User, now)
 		errorsInRow = 0
-		b := buf[:n]
 		p, err := ParseProbe(b)
 		switch {
 		case err != nil:
@@ -119,7 +128,9 @@ func (l *reflectLoop) loop(conn Conn, s *reflectSession) {
 		inBand := MarkReply(b, rxStack, residence)
 		stamped := p.Flags&FlagStamped != 0
 		var userTx int64
-		if stamper != nil {
+		if inPlace != nil {
+			userTx, err = inPlace.ReplyInPlace(stamped)
+		} else if stamper != nil {
 			userTx, err = stamper.SendStamped(b, stamped)
 		} else {
 			userTx, err = conn.Send(b)

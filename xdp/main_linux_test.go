@@ -5,6 +5,8 @@ import (
 	"net"
 	"os"
 	"testing"
+
+	"github.com/stackgap/stackgap/kernelpath"
 )
 
 // TestMain fails the run when the tests leak file descriptors (sockets,
@@ -13,6 +15,12 @@ func TestMain(m *testing.M) {
 	// Start the runtime's network poller first: its descriptors live on.
 	if c, err := net.ListenPacket("udp4", "127.0.0.1:0"); err == nil {
 		c.Close()
+	}
+	// The kernel path's baseline conns take stamps, and the process then
+	// holds one RX stamping socket for good.
+	if err := kernelpath.EnableRxStamping(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
 	}
 	before, err := os.ReadDir("/proc/self/fd")
 	if err != nil {

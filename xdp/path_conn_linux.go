@@ -11,8 +11,10 @@ import (
 )
 
 var (
-	_ bench.Conn     = (*udpConn)(nil)
-	_ bench.Reporter = (*udpConn)(nil)
+	_ bench.Conn             = (*udpConn)(nil)
+	_ bench.Reporter         = (*udpConn)(nil)
+	_ bench.SelectiveStamper = (*udpConn)(nil)
+	_ bench.InPlaceConn      = (*udpConn)(nil)
 )
 
 var errConnClosed = errors.New("use of a closed af_xdp conn")
@@ -31,6 +33,16 @@ type udpConn struct {
 	peerMAC   [6]byte
 	havePeer  bool
 	remote    netip.AddrPort // sender: the reflector's probe endpoint
+
+	// held is the received frame RecvInPlace lent out, until ReplyInPlace
+	// sends it back or the next receive recycles it.
+	held    Desc
+	holding bool
+	payload []byte // the held frame's UDP payload
+	// owedFill counts frames taken off the FILL ring (received) whose
+	// place there has not been refilled yet: in-place replies return
+	// frames to the free list only when their transmission completes.
+	owedFill int
 }
 
 // LocalAddr is the session's local address and port.
@@ -54,15 +66,19 @@ func (c *udpConn) Notes() []string { return c.s.Notes() }
 // Close ends the session. Idempotent.
 func (c *udpConn) Close() error { return c.s.close() }
 
-// Send builds one Ethernet/IP/UDP frame around probe in a free UMEM frame
-// and puts it on the TX ring with a TX timestamp request, kicking the
-// kernel. It returns CLOCK_REALTIME read after the frame was built, right
-// before the TX ring write and kick. A reflector's Conn sends to the source
-// of the last probe received and fails before the first.
+// Send is SendStamped(probe, true).
+func (c *udpConn) Send(probe []byte) (int64, error) { return c.SendStamped(probe, true) }
+
+// SendStamped builds one Ethernet/IP/UDP frame around probe in a free UMEM
+// frame and puts it on the TX ring, kicking the kernel; with stamp set (and
+// the session taking stamps) the frame asks for its TX completion stamp.
+// It returns CLOCK_REALTIME read after the frame was built, right before the
+// TX ring write and kick. A reflector's Conn sends to the source of the last
+// probe received and fails before the first.
 //
 // IPv4 frames carry DF and TTL 64 like the kernel path's, and an IP ID that
 // counts up from a random seed, as Linux's do.
-func (c *udpConn) Send(probe []byte) (int64, error) {
+func (c *udpConn) SendStamped(probe []byte, stamp bool) (int64, error) {
 	s := c.s
 	switch {
 	case s.closed:
@@ -84,7 +100,7 @@ func (c *udpConn) Send(probe []byte) (int64, error) {
 		s.counters.TxErrors++
 		return 0, errors.Join(fmt.Errorf("send: %w", err), s.sock.FreeFrame(addr))
 	}
-	return s.transmit(addr, n)
+	return s.transmit(addr, n, stamp)
 }
 
 // Recv waits by the session's wait strategy (poll: need_wakeup and
@@ -103,9 +119,70 @@ func (c *udpConn) Send(probe []byte) (int64, error) {
 // runs; mismatches are counted. It returns bench.ErrTimeout once deadline
 // has passed (a zero deadline waits forever).
 func (c *udpConn) Recv(buf []byte, deadline time.Time) (int, bench.RxStamps, error) {
+	if buf == nil {
+		buf = []byte{}
+	}
+	return c.recv(buf, deadline)
+}
+
+// RecvInPlace waits like Recv but copies nothing: it returns the probe's
+// UDP payload where it lies in the UMEM frame (bench.InPlaceConn). The frame
+// is lent to the caller until ReplyInPlace sends it back or the next receive
+// recycles it.
+func (c *udpConn) RecvInPlace(deadline time.Time) ([]byte, bench.RxStamps, error) {
+	_, rx, err := c.recv(nil, deadline)
+	if err != nil {
+		return nil, rx, err
+	}
+	return c.payload, rx, nil
+}
+
+// ReplyInPlace turns the frame RecvInPlace lent out into the reply where it
+// lies, as a forwarding engine does: the same UMEM frame gets the reply's
+// Ethernet, IP and UDP headers (to the probe's source; checksums computed
+// over the payload as the caller changed it) and goes on the TX ring, with a
+// completion stamp request when stamp is set. No frame is allocated and the
+// payload is not copied. It returns the user TX stamp like Send.
+func (c *udpConn) ReplyInPlace(stamp bool) (int64, error) {
+	s := c.s
+	switch {
+	case s.closed:
+		return 0, errConnClosed
+	case !c.holding:
+		return 0, errors.New("reply in place: no received probe held")
+	}
+	c.holding = false
+	addr := c.held.Addr
+	// The kernel put the received frame at its own offset in the chunk:
+	// the reply may use the chunk up to its end.
+	room := int(s.frameSize - addr&(s.frameSize-1))
+	n, err := frame.BuildUDP(s.sock.Frame(addr, room), &c.hdr, c.payload)
+	if err != nil {
+		s.counters.TxErrors++
+		return 0, errors.Join(fmt.Errorf("reply in place: %w", err), s.recycleHeld(addr))
+	}
+	return s.transmit(addr, n, stamp)
+}
+
+// release recycles a frame still lent out by RecvInPlace.
+func (c *udpConn) release() error {
+	if !c.holding {
+		return nil
+	}
+	c.holding = false
+	return c.s.recycleHeld(c.held.Addr)
+}
+
+func (c *udpConn) recv(buf []byte, deadline time.Time) (int, bench.RxStamps, error) {
 	s := c.s
 	if s.closed {
 		return 0, bench.RxStamps{}, errConnClosed
+	}
+	if err := c.release(); err != nil {
+		return 0, bench.RxStamps{}, err
+	}
+	if err := c.payFill(); err != nil {
+		return 0, bench.RxStamps{}, err
 	}
 	var dl int64
 	if !deadline.IsZero() {
@@ -140,11 +217,18 @@ func (c *udpConn) Recv(buf []byte, deadline time.Time) (int, bench.RxStamps, err
 }
 
 // take handles one received frame: ok is false when it was not a probe of
-// this session. The frame goes back to the FILL ring in every case.
+// this session. The frame goes back to the FILL ring, unless buf is nil and
+// it is a probe: then it is lent out (RecvInPlace) with its payload in
+// c.payload.
 func (c *udpConn) take(d Desc, buf []byte, now int64) (n int, rx bench.RxStamps, ok bool, err error) {
 	s := c.s
 	s.counters.RxFrames++
 	defer func() {
+		if ok && err == nil && buf == nil {
+			c.held, c.holding = d, true
+			c.owedFill++
+			return
+		}
 		if rerr := s.recycle(d.Addr); rerr != nil && err == nil {
 			err = rerr
 		}
@@ -168,11 +252,14 @@ func (c *udpConn) take(d Desc, buf []byte, now int64) (n int, rx bench.RxStamps,
 		s.counters.RxForeignFrames++
 		return 0, rx, false, nil
 	}
-	if len(pkt.Payload) > len(buf) {
+	if buf == nil {
+		n, c.payload = len(pkt.Payload), pkt.Payload
+	} else if len(pkt.Payload) > len(buf) {
 		s.counters.RxTooLong++
 		return 0, rx, true, fmt.Errorf("receive: %d-byte probe longer than the %d-byte buffer", len(pkt.Payload), len(buf))
+	} else {
+		n = copy(buf, pkt.Payload)
 	}
-	n = copy(buf, pkt.Payload)
 	if c.reflector {
 		copy(c.peerMAC[:], pkt.SrcMAC)
 		c.hdr.Dst, c.hdr.DstPort = pkt.Src, pkt.SrcPort
@@ -233,14 +320,15 @@ func (s *session) allocFrame() (uint64, error) {
 	return 0, fmt.Errorf("send: no free UMEM frame (%d frames, all in the FILL ring or in flight)", s.info.NumFrames)
 }
 
-// transmit puts the frame at addr (n bytes) on the TX ring and remembers
-// which Send it belongs to.
-func (s *session) transmit(addr uint64, n int) (int64, error) {
+// transmit puts the frame at addr (n bytes) on the TX ring, with a
+// completion stamp request when stamp is set and the session takes stamps,
+// and remembers which Send it belongs to.
+func (s *session) transmit(addr uint64, n int, stamp bool) (int64, error) {
 	i := addr / s.frameSize
 	s.sendOf[i] = s.sends
 	s.txDescs[0] = Desc{Addr: addr, Len: uint32(n)}
 	userTx := s.clock.Now()
-	queued, err := s.sock.Transmit(s.txDescs[:], s.txStamp)
+	queued, err := s.sock.Transmit(s.txDescs[:], stamp && s.txStamp)
 	switch {
 	case queued == 0:
 		s.sendOf[i] = noSendIndex
@@ -271,8 +359,12 @@ func (s *session) reap() error {
 				index, s.sendOf[i] = s.sendOf[i], noSendIndex
 			}
 			// The TX metadata area is where the steering metadata of a
-			// later reception goes: never leave a stale magic there.
-			ClearSteerMeta(s.sock.MetadataBefore(comp.Addr, SteerMetaSize))
+			// later reception goes: never leave a stale magic there. (A
+			// frame sent without a stamp request had it cleared when it was
+			// received, and Transmit did not write it.)
+			if comp.Stamped {
+				ClearSteerMeta(s.sock.MetadataBefore(comp.Addr, SteerMetaSize))
+			}
 			if ferr := s.sock.FreeFrame(comp.Addr); ferr != nil && err == nil {
 				err = ferr
 			}
@@ -281,6 +373,8 @@ func (s *session) reap() error {
 				// a TCP segment that completes no probe: nothing to report
 			case index == noSendIndex:
 				s.counters.TxUnmatched++
+			case !comp.Stamped:
+				// sent without a stamp request (SendStamped, or no timestamping)
 			case comp.Timestamp == 0:
 				s.counters.TxMissingStamps++
 			case len(s.pending) == cap(s.pending):
@@ -300,6 +394,34 @@ func (s *session) reap() error {
 			return nil
 		}
 	}
+}
+
+// fillBatch is how many frames an in-place reflector lets the FILL ring
+// owe before it refills: one ring update, and one cache line handed to the
+// kernel's CPU, per batch instead of per probe.
+const fillBatch = 16
+
+// payFill refills the FILL ring for frames lent out by RecvInPlace once a
+// batch is owed and their transmissions have completed.
+func (c *udpConn) payFill() error {
+	if c.owedFill < fillBatch {
+		return nil
+	}
+	got, err := c.s.sock.Refill(c.owedFill)
+	c.owedFill -= got
+	if err != nil {
+		return fmt.Errorf("receive: %w", err)
+	}
+	return nil
+}
+
+// recycleHeld gives a frame RecvInPlace lent out, and did not send, back:
+// to the free list, where payFill takes it for the FILL ring.
+func (s *session) recycleHeld(addr uint64) error {
+	if err := s.sock.FreeFrame(addr); err != nil {
+		return fmt.Errorf("receive: %w", err)
+	}
+	return nil
 }
 
 // recycle clears a received frame's metadata and gives it back to the FILL

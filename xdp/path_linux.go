@@ -454,7 +454,10 @@ func openSession(o PathOptions, link netlink.Link, local netip.AddrPort, spec be
 	}
 	s.info = s.sock.Info()
 	s.frameSize = uint64(s.info.FrameSize)
-	s.txStamp = s.sock.TxMetadata()
+	// Completion stamps only when the session takes stamps at all: asking
+	// costs the kernel a clock read per frame and user space a metadata
+	// cache line per send and per completion.
+	s.txStamp = s.sock.TxMetadata() && spec.Timestamping
 	s.txKind = bench.TxCompletion
 	if s.info.Mode == ModeZeroCopy {
 		s.txKind = bench.TxHardware

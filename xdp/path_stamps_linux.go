@@ -8,11 +8,13 @@ var _ bench.StampDeclarer = (*udpConn)(nil)
 // transmit the completion stamp (copy mode: the kernel's software completion
 // time; zero-copy: the NIC's TX timestamp from the TX metadata), on receive
 // the XDP program's stamp and, with a device-bound program, the NIC's RX stamp.
+// Without ConnSpec.Timestamping it takes no TX stamps; the XDP program's RX
+// stamps come with every frame anyway.
 func (c *udpConn) Stamps() bench.StampSet { return c.s.stamps() }
 
 func (s *session) stamps() bench.StampSet {
 	var set bench.StampSet
-	if s.sock.TxMetadata() {
+	if s.txStamp {
 		if s.sock.Mode() == ModeZeroCopy {
 			set.Tx = []bench.TxStampKind{bench.TxHardware}
 		} else {

@@ -22,7 +22,7 @@ import (
 )
 
 func tcpSpec(wait bench.WaitStrategy) bench.ConnSpec {
-	return bench.ConnSpec{Transport: "tcp", Wait: wait, Size: pathProbeSize}
+	return bench.ConnSpec{Transport: "tcp", Wait: wait, Size: pathProbeSize, Timestamping: true}
 }
 
 func familyName(ipv6 bool) string {

@@ -1,0 +1,189 @@
+package xdp
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"runtime"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stackgap/stackgap/bench"
+	nsbed "github.com/stackgap/stackgap/internal/testbed"
+	"github.com/stackgap/stackgap/internal/testbed/bedtest"
+)
+
+// inPlaceResult is what the in-place test reflector did.
+type inPlaceResult struct {
+	replied, dropped, stampedReplies, txStamps int
+	err                                        error
+}
+
+// startInPlaceReflector reflects probes with RecvInPlace and ReplyInPlace,
+// as the engine's reflector does, from a goroutine locked to its thread. It
+// drops (does not answer) probes whose sequence number is a multiple of 5,
+// so the next receive must recycle the frame it holds, and asks for a TX
+// stamp on every even one it answers.
+func startInPlaceReflector(conn bench.InPlaceConn) (stop func() inPlaceResult) {
+	var quit atomic.Bool
+	done := make(chan inPlaceResult, 1)
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		var res inPlaceResult
+		onStamp := func(uint64, bench.TxStampKind, int64) { res.txStamps++ }
+		for !quit.Load() {
+			b, _, err := conn.RecvInPlace(time.Now().Add(20 * time.Millisecond))
+			if errors.Is(err, bench.ErrTimeout) {
+				continue
+			}
+			if err != nil {
+				res.err = err
+				break
+			}
+			p, err := bench.ParseProbe(b)
+			if err != nil {
+				res.err = fmt.Errorf("reflector got a bad probe: %w", err)
+				break
+			}
+			if p.Seq%5 == 0 {
+				res.dropped++
+				continue
+			}
+			bench.MarkReply(b, 0, 0)
+			stamp := p.Seq%2 == 0
+			if _, err := conn.ReplyInPlace(stamp); err != nil {
+				res.err = err
+				break
+			}
+			res.replied++
+			if stamp {
+				res.stampedReplies++
+			}
+			if err := conn.TxStamps(onStamp); err != nil {
+				res.err = err
+				break
+			}
+		}
+		// The last completions.
+		for end := time.Now().Add(time.Second); res.txStamps < res.stampedReplies && time.Now().Before(end); time.Sleep(time.Millisecond) {
+			if err := conn.TxStamps(onStamp); err != nil && res.err == nil {
+				res.err = err
+			}
+		}
+		if _, err := conn.ReplyInPlace(false); err == nil && res.err == nil {
+			res.err = errors.New("ReplyInPlace with no probe held succeeded")
+		}
+		done <- res
+	}()
+	return func() inPlaceResult {
+		quit.Store(true)
+		return <-done
+	}
+}
+
+// TestPathReflectInPlace runs an AF_XDP reflector that answers probes in the
+// frames they arrived in, for more probes than the UMEM has frames: every
+// frame lent out, answered or dropped, must come back to the FILL ring, the
+// replies must be valid frames with the reflector's changes, and only the
+// replies that asked for a TX stamp get one.
+func TestPathReflectInPlace(t *testing.T) {
+	tb := bedtest.New(t, nsbed.Options{})
+	path := NewPath(PathOptions{})
+	spec := udpSpec(bench.WaitSpin)
+	ln, refl := listenIn(t, tb, nsbed.B, path, bench.ListenSpec{ConnSpec: spec, Local: netip.AddrPortFrom(tb.AddrB4, 0)})
+	sender := dialIn(t, tb, nsbed.A, path, bench.DialSpec{ConnSpec: spec, Local: tb.AddrA4, Remote: netip.AddrPortFrom(tb.AddrB4, ln.Port())})
+	inPlace, ok := refl.(bench.InPlaceConn)
+	if !ok {
+		t.Fatalf("%T does not implement bench.InPlaceConn", refl)
+	}
+	stop := startInPlaceReflector(inPlace)
+
+	n := 3 * DefaultNumFrames
+	const token = 0x1a2b
+	probe := make([]byte, pathProbeSize)
+	buf := make([]byte, bench.MaxProbeSize)
+	runtime.LockOSThread()
+	answered := 0
+	for seq := range uint64(n) {
+		bench.MarshalProbe(probe, token, seq)
+		if _, err := sender.Send(probe); err != nil {
+			t.Fatalf("send %d: %v", seq, err)
+		}
+		if seq%5 == 0 {
+			continue // the reflector drops it
+		}
+		got, _, err := sender.Recv(buf, time.Now().Add(time.Second))
+		if err != nil {
+			t.Fatalf("reply to probe %d: %v (after %d answered)", seq, err, answered)
+		}
+		p, err := bench.ParseProbe(buf[:got])
+		switch {
+		case err != nil:
+			t.Fatalf("reply to probe %d: %v", seq, err)
+		case got != pathProbeSize || p.Seq != seq || p.Token != token || p.Flags&bench.FlagReply == 0:
+			t.Fatalf("reply to probe %d: %d bytes, seq %d, token %#x, flags %#x", seq, got, p.Seq, p.Token, p.Flags)
+		}
+		answered++
+	}
+	runtime.UnlockOSThread()
+	res := stop()
+	if res.err != nil {
+		t.Fatal(res.err)
+	}
+	if res.replied != answered || res.dropped != (n+4)/5 {
+		t.Errorf("reflector replied %d and dropped %d, want %d and %d", res.replied, res.dropped, answered, (n+4)/5)
+	}
+	if res.txStamps != res.stampedReplies {
+		t.Errorf("reflector got %d TX stamps for %d stamped replies", res.txStamps, res.stampedReplies)
+	}
+	sc := sender.(bench.Reporter).Counters()
+	rc := refl.(bench.Reporter).Counters()
+	for name, v := range map[string]uint64{
+		"sender rx_bad_checksum": sc["rx_bad_checksum"], "sender rx_bad_frames": sc["rx_bad_frames"],
+		"sender rx_foreign_frames": sc["rx_foreign_frames"], "reflector tx_missing_stamps": rc["tx_missing_stamps"],
+		"reflector tx_errors": rc["tx_errors"], "reflector xsk_rx_dropped": rc["xsk_rx_dropped"],
+	} {
+		if v != 0 {
+			t.Errorf("%s = %d, want 0 (sender %v, reflector %v)", name, v, sc, rc)
+		}
+	}
+}
+
+// TestPathNoTimestamping checks that a session opened without timestamping
+// declares no TX stamps, asks for none and counts none missing.
+func TestPathNoTimestamping(t *testing.T) {
+	tb := bedtest.New(t, nsbed.Options{})
+	path := NewPath(PathOptions{})
+	spec := udpSpec(bench.WaitPoll)
+	spec.Timestamping = false
+	_, refl, sender := udpPair(t, tb, path, path, spec)
+	if tx := sender.(bench.StampDeclarer).Stamps().Tx; len(tx) != 0 {
+		t.Errorf("declared TX stamps %v without timestamping", tx)
+	}
+	stop := startPathReflector(refl)
+	recs := pathPingPong(t, sender, 100)
+	res := stop()
+	if res.err != nil || len(res.seqs) != 100 {
+		t.Errorf("reflector reflected %d of 100 probes: %v", len(res.seqs), res.err)
+	}
+	if len(recs) != 100 || recs[99].rx.User == 0 {
+		t.Errorf("sender got no reply to its last probe")
+	}
+	stamps := 0
+	for range 20 {
+		if err := sender.TxStamps(func(uint64, bench.TxStampKind, int64) { stamps++ }); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if stamps != 0 || res.txStamps != 0 {
+		t.Errorf("TX stamps without timestamping: sender %d, reflector %d", stamps, res.txStamps)
+	}
+	for _, c := range []bench.Conn{sender, refl} {
+		if got := c.(bench.Reporter).Counters(); got["tx_missing_stamps"] != 0 || got["tx_completions"] < 100 {
+			t.Errorf("counters %v: want tx_completions ≥ 100 and no tx_missing_stamps", got)
+		}
+	}
+}
