@@ -186,15 +186,19 @@ type pathCounters struct {
 	RxForeignFrames  uint64 // frames that parse but are not of the session's protocol, address and port
 	RxBadChecksum    uint64 // probes whose UDP checksum does not verify (accepted: see Recv)
 	RxMissingMeta    uint64 // frames without valid steering metadata (no XDP hook stamp)
-	RxHardwareStamps uint64 // frames with a NIC RX stamp
-	RxTooLong        uint64 // probes longer than the caller's buffer
-	TxFrames         uint64 // frames put on the TX ring
-	TxCompletions    uint64 // frames back from the completion ring
-	TxMissingStamps  uint64 // completions without a TX timestamp
-	TxUnmatched      uint64 // completions of frames no Send index belongs to
-	TxStampsDropped  uint64 // TX stamps dropped because TxStamps was not called for too long
-	TxNoFrame        uint64 // Send found no free UMEM frame
-	TxErrors         uint64 // Send failures after a frame was built
+	RxHardwareStamps uint64 // frames with a NIC RX stamp, converted to CLOCK_REALTIME
+	// RxHardwareUnconverted and TxHardwareUnconverted count NIC stamps left
+	// out because the NIC's PTP clock could not be read (see the notes).
+	RxHardwareUnconverted uint64
+	TxHardwareUnconverted uint64
+	RxTooLong             uint64 // probes longer than the caller's buffer
+	TxFrames              uint64 // frames put on the TX ring
+	TxCompletions         uint64 // frames back from the completion ring
+	TxMissingStamps       uint64 // completions without a TX timestamp
+	TxUnmatched           uint64 // completions of frames no Send index belongs to
+	TxStampsDropped       uint64 // TX stamps dropped because TxStamps was not called for too long
+	TxNoFrame             uint64 // Send found no free UMEM frame
+	TxErrors              uint64 // Send failures after a frame was built
 }
 
 // counterMap merges a session's counters into the map Reporter.Counters
@@ -213,6 +217,8 @@ func counterMap(c pathCounters, s Stats, st SteerStats, steerOK bool) map[string
 	add("rx_bad_checksum", c.RxBadChecksum)
 	add("rx_missing_metadata", c.RxMissingMeta)
 	add("rx_hardware_stamps", c.RxHardwareStamps)
+	add("rx_hardware_unconverted", c.RxHardwareUnconverted)
+	add("tx_hardware_unconverted", c.TxHardwareUnconverted)
 	add("rx_too_long", c.RxTooLong)
 	add("tx_frames", c.TxFrames)
 	add("tx_completions", c.TxCompletions)
@@ -254,7 +260,8 @@ type sessionNotes struct {
 	busyPollAsked   bool
 	dropPercent     int // the steering program's emulated loss, percent
 	counters        pathCounters
-	lastHardwareErr error // last non-nil bpf_xdp_metadata_rx_timestamp error
+	lastHardwareErr error  // last non-nil bpf_xdp_metadata_rx_timestamp error
+	hardwareClock   string // how NIC stamps are converted to CLOCK_REALTIME ("": none asked for)
 }
 
 func (n sessionNotes) lines() []string {
@@ -298,22 +305,27 @@ func (n sessionNotes) lines() []string {
 		out = append(out, "NIC RX hardware stamps not requested (PathOptions.HardwareRX)")
 	case !n.hardwareRX:
 		out = append(out, "NIC RX hardware stamps requested but unavailable: the device-bound steering program is not attached")
-	case n.counters.RxProbes > 0 && n.counters.RxHardwareStamps == 0:
+	case n.counters.RxProbes > 0 && n.counters.RxHardwareStamps == 0 && n.counters.RxHardwareUnconverted == 0:
 		why := "returns no stamp"
 		if n.lastHardwareErr != nil {
 			why = "fails: " + n.lastHardwareErr.Error()
 		}
 		out = append(out, fmt.Sprintf("NIC RX hardware stamps unavailable: %s: bpf_xdp_metadata_rx_timestamp %s", driver, why))
 	case n.counters.RxHardwareStamps > 0:
-		out = append(out, "NIC RX hardware stamps present: raw PHC nanoseconds, not converted to CLOCK_REALTIME")
+		out = append(out, "NIC RX hardware stamps present")
+	case n.counters.RxHardwareUnconverted > 0:
+		out = append(out, fmt.Sprintf("NIC RX hardware stamps present but left out: %d could not be converted to CLOCK_REALTIME", n.counters.RxHardwareUnconverted))
 	}
 	switch {
 	case n.info.TxMetadataLen == 0:
 		out = append(out, "tx stamp: none (the kernel refused UMEM TX metadata: "+n.info.TxMetadataNote+")")
 	case n.info.Mode == ModeZeroCopy:
-		out = append(out, "tx stamp: driver completion stamp (zero-copy), reported as tx_hardware in raw PHC nanoseconds, not converted")
+		out = append(out, "tx stamp: driver completion stamp (zero-copy), reported as tx_hardware, converted from the NIC's PTP clock")
 	default:
 		out = append(out, "tx stamp: sw_completion (copy mode): the kernel's software completion stamp, not a wire time")
+	}
+	if n.hardwareClock != "" {
+		out = append(out, n.hardwareClock)
 	}
 	return out
 }

@@ -269,8 +269,7 @@ func (c *udpConn) take(d Desc, buf []byte, now int64) (n int, rx bench.RxStamps,
 	if metaOK {
 		rx.XDPHook = TAIToRealtime(m.XDPTAI, s.taiOffset)
 		if m.Hardware != 0 {
-			rx.Hardware = int64(m.Hardware)
-			s.counters.RxHardwareStamps++
+			rx.Hardware = s.rxHardware(m.Hardware)
 		} else if m.HardwareErr != 0 {
 			s.hwErr = m.HardwareErr
 		}
@@ -379,12 +378,14 @@ func (s *session) reap() error {
 				s.counters.TxMissingStamps++
 			case len(s.pending) == cap(s.pending):
 				s.counters.TxStampsDropped++
+			case s.txKind == bench.TxCompletion:
+				s.pending = append(s.pending, pendingStamp{index: index, ts: TAIToRealtime(int64(comp.Timestamp), s.taiOffset)})
 			default:
-				ts := int64(comp.Timestamp)
-				if s.txKind == bench.TxCompletion {
-					ts = TAIToRealtime(ts, s.taiOffset)
+				if ts, ok := s.hw.toRealtime(comp.Timestamp); ok {
+					s.pending = append(s.pending, pendingStamp{index: index, ts: ts})
+				} else {
+					s.counters.TxHardwareUnconverted++
 				}
-				s.pending = append(s.pending, pendingStamp{index: index, ts: ts})
 			}
 		}
 		if err != nil {
@@ -394,6 +395,18 @@ func (s *session) reap() error {
 			return nil
 		}
 	}
+}
+
+// rxHardware converts a NIC RX stamp to CLOCK_REALTIME, or counts it and
+// returns 0 (no stamp) when there is no conversion.
+func (s *session) rxHardware(phcNs uint64) int64 {
+	ts, ok := s.hw.toRealtime(phcNs)
+	if !ok {
+		s.counters.RxHardwareUnconverted++
+		return 0
+	}
+	s.counters.RxHardwareStamps++
+	return ts
 }
 
 // fillBatch is how many frames an in-place reflector lets the FILL ring

@@ -342,6 +342,7 @@ type session struct {
 	frameSize uint64
 	txStamp   bool
 	txKind    bench.TxStampKind
+	hw        *hwClock // NIC hardware stamps → CLOCK_REALTIME; nil when none are asked for
 
 	// Hot-path state, preallocated.
 	rxDescs  [1]Desc
@@ -462,6 +463,9 @@ func openSession(o PathOptions, link netlink.Link, local netip.AddrPort, spec be
 	if s.info.Mode == ModeZeroCopy {
 		s.txKind = bench.TxHardware
 	}
+	if o.HardwareRX || (s.txStamp && s.txKind == bench.TxHardware) {
+		s.hw = openHWClock(s.ifname)
+	}
 	s.sendOf = make([]uint64, s.info.NumFrames)
 	for i := range s.sendOf {
 		s.sendOf[i] = noSendIndex
@@ -576,6 +580,9 @@ func (s *session) close() error {
 			errs = append(errs, err)
 		}
 	}
+	if err := s.hw.close(); err != nil {
+		errs = append(errs, fmt.Errorf("close PTP clock: %w", err))
+	}
 	if s.reserveFD >= 0 {
 		if err := unix.Close(s.reserveFD); err != nil {
 			errs = append(errs, fmt.Errorf("release %s port %s: %w", s.transport(), s.local, os.NewSyscallError("close", err)))
@@ -623,6 +630,7 @@ func (s *session) Notes() []string {
 		busyPollAsked: s.spec.BusyPoll > 0,
 		dropPercent:   s.opts.DropPercent,
 		counters:      s.counters,
+		hardwareClock: s.hw.note(),
 	}
 	if s.hwErr != 0 {
 		n.lastHardwareErr = s.hwErr

@@ -387,8 +387,7 @@ func (c *tcpConn) input(d Desc, now time.Time) error {
 			if metaOK {
 				c.lastRx.XDPHook = TAIToRealtime(m.XDPTAI, s.taiOffset)
 				if m.Hardware != 0 {
-					c.lastRx.Hardware = int64(m.Hardware)
-					s.counters.RxHardwareStamps++
+					c.lastRx.Hardware = s.rxHardware(m.Hardware)
 				} else if m.HardwareErr != 0 {
 					s.hwErr = m.HardwareErr
 				}
