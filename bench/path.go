@@ -228,7 +228,9 @@ type InPlaceConn interface {
 	// released by the next receive.
 	RecvInPlace(deadline time.Time) ([]byte, RxStamps, error)
 	// ReplyInPlace sends the probe RecvInPlace returned, as changed, back to
-	// its source, asking for TX stamps when stamp is set, and returns the
-	// user-space TX stamp like Send.
-	ReplyInPlace(stamp bool) (userTx int64, err error)
+	// its source, asking for TX stamps when stamp is set. userTx is the
+	// caller's clock read taken when it was done with the probe: the reply's
+	// user-space TX stamp (the Conn reads no clock of its own; rewriting the
+	// headers and the transmit call come after it).
+	ReplyInPlace(stamp bool, userTx int64) error
 }

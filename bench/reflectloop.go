@@ -124,12 +124,15 @@ func (l *reflectLoop) loop(conn Conn, s *reflectSession) {
 		if first := l.rx.first(&rx); first > 0 && rx.User >= first && rx.User-first < StampUnknown {
 			rxStack = uint32(rx.User - first)
 		}
-		residence := uint32(min(max(l.clock.Now()-rx.User, 0), StampUnknown-1))
+		sendAt := l.clock.Now()
+		residence := uint32(min(max(sendAt-rx.User, 0), StampUnknown-1))
 		inBand := MarkReply(b, rxStack, residence)
 		stamped := p.Flags&FlagStamped != 0
 		var userTx int64
 		if inPlace != nil {
-			userTx, err = inPlace.ReplyInPlace(stamped)
+			// The residence's end is the reply's user TX stamp: one
+			// clock read less on the way back.
+			userTx, err = sendAt, inPlace.ReplyInPlace(stamped, sendAt)
 		} else if stamper != nil {
 			userTx, err = stamper.SendStamped(b, stamped)
 		} else {

@@ -142,14 +142,15 @@ func (c *udpConn) RecvInPlace(deadline time.Time) ([]byte, bench.RxStamps, error
 // Ethernet, IP and UDP headers (to the probe's source; checksums computed
 // over the payload as the caller changed it) and goes on the TX ring, with a
 // completion stamp request when stamp is set. No frame is allocated and the
-// payload is not copied. It returns the user TX stamp like Send.
-func (c *udpConn) ReplyInPlace(stamp bool) (int64, error) {
+// payload is not copied. userTx, the caller's clock read, is the reply's
+// user TX stamp.
+func (c *udpConn) ReplyInPlace(stamp bool, userTx int64) error {
 	s := c.s
 	switch {
 	case s.closed:
-		return 0, errConnClosed
+		return errConnClosed
 	case !c.holding:
-		return 0, errors.New("reply in place: no received probe held")
+		return errors.New("reply in place: no received probe held")
 	}
 	c.holding = false
 	addr := c.held.Addr
@@ -159,9 +160,10 @@ func (c *udpConn) ReplyInPlace(stamp bool) (int64, error) {
 	n, err := frame.BuildUDP(s.sock.Frame(addr, room), &c.hdr, c.payload)
 	if err != nil {
 		s.counters.TxErrors++
-		return 0, errors.Join(fmt.Errorf("reply in place: %w", err), s.recycleHeld(addr))
+		return errors.Join(fmt.Errorf("reply in place: %w", err), s.recycleHeld(addr))
 	}
-	return s.transmit(addr, n, stamp)
+	_, err = s.transmitAt(addr, n, stamp, userTx)
+	return err
 }
 
 // release recycles a frame still lent out by RecvInPlace.
@@ -323,10 +325,18 @@ func (s *session) allocFrame() (uint64, error) {
 // completion stamp request when stamp is set and the session takes stamps,
 // and remembers which Send it belongs to.
 func (s *session) transmit(addr uint64, n int, stamp bool) (int64, error) {
+	return s.transmitAt(addr, n, stamp, 0)
+}
+
+// transmitAt is transmit with the user TX stamp given (0: read the clock
+// now, right before the TX ring write and kick).
+func (s *session) transmitAt(addr uint64, n int, stamp bool, userTx int64) (int64, error) {
 	i := addr / s.frameSize
 	s.sendOf[i] = s.sends
 	s.txDescs[0] = Desc{Addr: addr, Len: uint32(n)}
-	userTx := s.clock.Now()
+	if userTx == 0 {
+		userTx = s.clock.Now()
+	}
 	queued, err := s.sock.Transmit(s.txDescs[:], stamp && s.txStamp)
 	switch {
 	case queued == 0:

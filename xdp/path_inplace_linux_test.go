@@ -53,7 +53,7 @@ func startInPlaceReflector(conn bench.InPlaceConn) (stop func() inPlaceResult) {
 			}
 			bench.MarkReply(b, 0, 0)
 			stamp := p.Seq%2 == 0
-			if _, err := conn.ReplyInPlace(stamp); err != nil {
+			if err := conn.ReplyInPlace(stamp, time.Now().UnixNano()); err != nil {
 				res.err = err
 				break
 			}
@@ -72,7 +72,7 @@ func startInPlaceReflector(conn bench.InPlaceConn) (stop func() inPlaceResult) {
 				res.err = err
 			}
 		}
-		if _, err := conn.ReplyInPlace(false); err == nil && res.err == nil {
+		if err := conn.ReplyInPlace(false, time.Now().UnixNano()); err == nil && res.err == nil {
 			res.err = errors.New("ReplyInPlace with no probe held succeeded")
 		}
 		done <- res
