@@ -114,6 +114,8 @@ func BenchmarkXDPReflectorVsTestpmd(b *testing.B) {
 	fmt.Printf("  throughput runs add --stats-period 1 --record-burst-stats --record-core-cycles; whole process under taskset -c %d stdbuf -oL\n", *flagReflCPU)
 	fmt.Printf("sender: stackgap run --path xdp --transport udp --wait spin --cpu %d, against stackgap-reflect (--reflector-cpu %d) or with --echo --peer %s:%d against testpmd\n",
 		*flagSenderCPU, *flagReflCPU, h.tb.AddrB4, testpmdPort)
+	fmt.Printf("modes: plain = --no-timestamps (no TX stamps on either host, as testpmd takes none; testpmd's runs and every throughput run too; judged),\n")
+	fmt.Printf("       stamped = --stamp-every 2 (rtt of the unstamped probes; what observing the layers costs, no target)\n")
 
 	var rtt ReflectorComparison
 	var rate RateComparison
@@ -236,36 +238,43 @@ func (h *harness) comparePaths(transport string) PathComparison {
 func (h *harness) compareReflectors(inflights []int) (ReflectorComparison, RateComparison, error) {
 	var rtt ReflectorComparison
 	var rate RateComparison
-	allStackgap, allTestpmd := NewHistogram(), NewHistogram()
+	allStackgap, allStamped, allTestpmd := NewHistogram(), NewHistogram(), NewHistogram()
 	for round := 1; round <= *flagRounds; round++ {
 		var r ReflectorRound
-		for _, reflector := range []string{ReflectorStackgap, ReflectorTestpmd} {
-			name := fmt.Sprintf("rtt-%s-%d", reflector, round)
-			res, err := h.runAgainst(reflector, name, *flagSize, 1, false)
+		for _, run := range []struct {
+			reflector string
+			stamped   bool
+			all       *hdrhistogram.Histogram
+			stats     *Stats
+		}{
+			{ReflectorTestpmd, false, allTestpmd, &r.Testpmd},
+			{ReflectorStackgap, false, allStackgap, &r.Stackgap},
+			{ReflectorStackgap, true, allStamped, &r.Stamped},
+		} {
+			name := fmt.Sprintf("rtt-%s-%d", run.reflector, round)
+			if run.stamped {
+				name = fmt.Sprintf("rtt-%s-stamped-%d", run.reflector, round)
+			}
+			res, err := h.runAgainst(run.reflector, name, *flagSize, 1, false, run.stamped)
 			if err != nil {
 				return rtt, rate, fmt.Errorf("round %d: %w", round, err)
 			}
 			if n := res.phase.Counters.Lost + res.phase.Counters.Duplicated + res.phase.Counters.Reordered; n != 0 {
 				h.logf("%s: %d probes lost, duplicated or reordered: %+v", name, n, res.phase.Counters)
 			}
-			if reflector == ReflectorStackgap {
-				allStackgap.Merge(res.rtt)
-				r.Stackgap = Summarize(res.rtt)
-			} else {
-				allTestpmd.Merge(res.rtt)
-				r.Testpmd = Summarize(res.rtt)
-			}
+			run.all.Merge(res.rtt)
+			*run.stats = Summarize(res.rtt)
 		}
-		h.logf("reflectors round %d: p50 stackgap %v testpmd %v, p99 stackgap %v testpmd %v",
-			round, r.Stackgap.P50, r.Testpmd.P50, r.Stackgap.P99, r.Testpmd.P99)
+		h.logf("reflectors round %d: p50 testpmd %v stackgap plain %v stamped %v, p99 testpmd %v stackgap plain %v stamped %v",
+			round, r.Testpmd.P50, r.Stackgap.P50, r.Stamped.P50, r.Testpmd.P99, r.Stackgap.P99, r.Stamped.P99)
 		rtt.Rounds = append(rtt.Rounds, r)
 	}
-	rtt.Stackgap, rtt.Testpmd = Summarize(allStackgap), Summarize(allTestpmd)
+	rtt.Stackgap, rtt.Stamped, rtt.Testpmd = Summarize(allStackgap), Summarize(allStamped), Summarize(allTestpmd)
 
 	for _, inflight := range inflights {
 		for _, reflector := range []string{ReflectorStackgap, ReflectorTestpmd} {
 			name := fmt.Sprintf("rate-%s-%d", reflector, inflight)
-			res, err := h.runAgainst(reflector, name, rateSize, inflight, true)
+			res, err := h.runAgainst(reflector, name, rateSize, inflight, true, false)
 			if err != nil {
 				return rtt, rate, fmt.Errorf("inflight %d: %w", inflight, err)
 			}
@@ -318,8 +327,10 @@ func (r reflectorRun) rateRun(reflector string, inflight int, d time.Duration) (
 
 // runAgainst runs one stackgap AF_XDP UDP phase (spin) against reflector: stackgap-reflect
 // through its control channel, or testpmd (started for this phase only) with --echo. With
-// throughput set, testpmd prints periodic and burst statistics.
-func (h *harness) runAgainst(reflector, name string, size, inflight int, throughput bool) (reflectorRun, error) {
+// throughput set, testpmd prints periodic and burst statistics. Without stamped the run is
+// plain (--no-timestamps: no TX stamps on either host, as testpmd takes none); with it, the
+// default --stamp-every 2.
+func (h *harness) runAgainst(reflector, name string, size, inflight int, throughput, stamped bool) (reflectorRun, error) {
 	var res reflectorRun
 	if prog, err := h.xdpProgram(testbed.B); err != nil {
 		return res, err
@@ -331,6 +342,9 @@ func (h *harness) runAgainst(reflector, name string, size, inflight int, through
 		"--inflight", strconv.Itoa(inflight), "--duration", flagDuration.String(),
 		"--warmup", strconv.FormatUint(uint64(*flagWarmup), 10), "--wait", "spin",
 		"--cpu", strconv.Itoa(*flagSenderCPU), "--out", dir, "--quiet"}
+	if !stamped {
+		args = append(args, "--no-timestamps")
+	}
 	var stopTestpmd func() (TestpmdStats, error)
 	switch reflector {
 	case ReflectorStackgap:

@@ -117,14 +117,20 @@ func TestWriteReflectorTable(t *testing.T) {
 			RTTP50: 240 * time.Microsecond, Note: "92% of receive polls empty"},
 		{Reflector: ReflectorTestpmd, Inflight: 256, Duration: time.Second, Sent: 10, Lost: 10},
 	}}
+	st := Stats{Count: 90, P50: 7 * time.Microsecond, P90: 9 * time.Microsecond, P99: 24 * time.Microsecond, P999: 45 * time.Microsecond, Max: 2 * time.Millisecond}
 	var out strings.Builder
-	if err := WriteReflectorTable(&out, ReflectorComparison{Stackgap: sg, Testpmd: tp, Rounds: []ReflectorRound{{sg, tp}}}, rate); err != nil {
+	rtt := ReflectorComparison{Stackgap: sg, Stamped: st, Testpmd: tp, Rounds: []ReflectorRound{{Stackgap: sg, Stamped: st, Testpmd: tp}}}
+	if err := WriteReflectorTable(&out, rtt, rate); err != nil {
 		t.Fatal(err)
 	}
 	for _, want := range []string{
-		"stackgap-reflect      1    100   6.00   8.00  20.00   40.00  1000.00",
-		"ratio stackgap/testpmd    all           1.20   1.33   1.67    1.33     1.00",
-		"stackgap/testpmd round trip: p50 1.20 (target ≤ 1.00: MISS)",
+		"testpmd 1 110 5.00 6.00 12.00 30.00 1000.00",
+		"stackgap-reflect plain 1 100 6.00 8.00 20.00 40.00 1000.00",
+		"stackgap-reflect stamped 1 90 7.00 9.00 24.00 45.00 2000.00",
+		"ratio plain/testpmd all 1.20 1.33 1.67 1.33 1.00",
+		"ratio stamped/testpmd all 1.40 1.50 2.00 1.50 2.00",
+		"stackgap plain/testpmd round trip: p50 1.20 (target ≤ 1.00: MISS)",
+		"stackgap stamped/testpmd round trip: p50 1.40 p99 2.00 (what observing the layers costs; no target)",
 		"stackgap-reflect        64  250000     0     250000  250000        -      250.00  user 60% sys 30% softirq 10% idle 0%  user 50% sys 50% softirq 0% idle 0%",
 		"testpmd 64 260000 0 260000 260000 261000 240.00 - -",
 		"testpmd 256 10 10 0 0 - 0.00 - -",
