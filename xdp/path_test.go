@@ -186,12 +186,17 @@ func TestSessionNotes(t *testing.T) {
 		}},
 		{"zero-copy", sessionNotes{info: Info{Interface: "eth0", Driver: "mlx5_core", Mode: ModeZeroCopy, BusyPoll: BusyPollActive, TxMetadataLen: 24},
 			steerMode: SteerModeDriver, steerShared: true, hardwareAsked: true, hardwareRX: true,
-			counters: pathCounters{RxProbes: 10, RxHardwareStamps: 10}}, []string{
+			counters: pathCounters{RxProbes: 10, RxHardwareStamps: 10}, hardwareClock: "NIC hardware stamps converted from PTP clock /dev/ptp0"}, []string{
 			"af_xdp socket in zero-copy mode",
 			"shared with an earlier session",
 			"busy polling active",
-			"NIC RX hardware stamps present: raw PHC nanoseconds",
-			"tx stamp: driver completion stamp (zero-copy)",
+			"NIC RX hardware stamps present",
+			"tx stamp: driver completion stamp (zero-copy), reported as tx_hardware, converted from the NIC's PTP clock",
+			"NIC hardware stamps converted from PTP clock /dev/ptp0",
+		}},
+		{"hardware rx without a PHC", sessionNotes{info: veth, steerMode: SteerModeDriver, hardwareAsked: true, hardwareRX: true,
+			counters: pathCounters{RxProbes: 10, RxHardwareUnconverted: 10}}, []string{
+			"NIC RX hardware stamps present but left out: 10 could not be converted to CLOCK_REALTIME",
 		}},
 		{"no tx metadata", sessionNotes{info: Info{Mode: ModeCopy, TxMetadataNote: "refused by the kernel (invalid argument)"}, steerMode: SteerModeDriver},
 			[]string{"tx stamp: none (the kernel refused UMEM TX metadata: refused by the kernel (invalid argument))"}},
