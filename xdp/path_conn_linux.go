@@ -39,6 +39,9 @@ type udpConn struct {
 	held    Desc
 	holding bool
 	payload []byte // the held frame's UDP payload
+	// unkicked counts in-place replies left on the TX ring for one kick
+	// with the replies to the probes already waiting behind them.
+	unkicked int
 	// owedFill counts frames taken off the FILL ring (received) whose
 	// place there has not been refilled yet: in-place replies return
 	// frames to the free list only when their transmission completes.
@@ -162,8 +165,35 @@ func (c *udpConn) ReplyInPlace(stamp bool, userTx int64) error {
 		s.counters.TxErrors++
 		return errors.Join(fmt.Errorf("reply in place: %w", err), s.recycleHeld(addr))
 	}
-	_, err = s.transmitAt(addr, n, stamp, userTx)
-	return err
+	// More probes already waiting: leave this reply on the TX ring and
+	// send it with theirs, one kick for the batch. The last reply of a
+	// burst (or a lone one) kicks at once.
+	batch := c.unkicked < maxUnkicked && s.sock.RxAvailable()
+	if _, err = s.transmitAt(addr, n, stamp, userTx, !batch); err != nil {
+		return err
+	}
+	if batch {
+		c.unkicked++
+	} else {
+		c.unkicked = 0
+	}
+	return nil
+}
+
+// maxUnkicked bounds how many in-place replies wait on the TX ring for the
+// batch's kick (the kernel's copy-mode transmit takes 32 per call).
+const maxUnkicked = 31
+
+// kickBatch sends replies ReplyInPlace left on the TX ring.
+func (c *udpConn) kickBatch() error {
+	if c.unkicked == 0 {
+		return nil
+	}
+	c.unkicked = 0
+	if err := c.s.sock.Kick(); err != nil {
+		return fmt.Errorf("send: %w", err)
+	}
+	return nil
 }
 
 // release recycles a frame still lent out by RecvInPlace.
@@ -185,6 +215,13 @@ func (c *udpConn) recv(buf []byte, deadline time.Time) (int, bench.RxStamps, err
 	}
 	if err := c.payFill(); err != nil {
 		return 0, bench.RxStamps{}, err
+	}
+	if !s.sock.RxAvailable() {
+		// Nothing waits behind the batch (the last probe was dropped):
+		// send it before waiting.
+		if err := c.kickBatch(); err != nil {
+			return 0, bench.RxStamps{}, err
+		}
 	}
 	var dl int64
 	if !deadline.IsZero() {
@@ -325,19 +362,26 @@ func (s *session) allocFrame() (uint64, error) {
 // completion stamp request when stamp is set and the session takes stamps,
 // and remembers which Send it belongs to.
 func (s *session) transmit(addr uint64, n int, stamp bool) (int64, error) {
-	return s.transmitAt(addr, n, stamp, 0)
+	return s.transmitAt(addr, n, stamp, 0, true)
 }
 
 // transmitAt is transmit with the user TX stamp given (0: read the clock
-// now, right before the TX ring write and kick).
-func (s *session) transmitAt(addr uint64, n int, stamp bool, userTx int64) (int64, error) {
+// now, right before the TX ring write and kick), kicking the kernel only
+// with kick set.
+func (s *session) transmitAt(addr uint64, n int, stamp bool, userTx int64, kick bool) (int64, error) {
 	i := addr / s.frameSize
 	s.sendOf[i] = s.sends
 	s.txDescs[0] = Desc{Addr: addr, Len: uint32(n)}
 	if userTx == 0 {
 		userTx = s.clock.Now()
 	}
-	queued, err := s.sock.Transmit(s.txDescs[:], stamp && s.txStamp)
+	var queued int
+	var err error
+	if kick {
+		queued, err = s.sock.Transmit(s.txDescs[:], stamp && s.txStamp)
+	} else {
+		queued, err = s.sock.Enqueue(s.txDescs[:], stamp && s.txStamp)
+	}
 	switch {
 	case queued == 0:
 		s.sendOf[i] = noSendIndex

@@ -22,10 +22,10 @@ type inPlaceResult struct {
 
 // startInPlaceReflector reflects probes with RecvInPlace and ReplyInPlace,
 // as the engine's reflector does, from a goroutine locked to its thread. It
-// drops (does not answer) probes whose sequence number is a multiple of 5,
-// so the next receive must recycle the frame it holds, and asks for a TX
-// stamp on every even one it answers.
-func startInPlaceReflector(conn bench.InPlaceConn) (stop func() inPlaceResult) {
+// drops (does not answer) probes for which drop is true, so the next receive
+// must recycle the frame it holds, and asks for a TX stamp on every even one
+// it answers.
+func startInPlaceReflector(conn bench.InPlaceConn, drop func(seq uint64) bool) (stop func() inPlaceResult) {
 	var quit atomic.Bool
 	done := make(chan inPlaceResult, 1)
 	go func() {
@@ -47,7 +47,7 @@ func startInPlaceReflector(conn bench.InPlaceConn) (stop func() inPlaceResult) {
 				res.err = fmt.Errorf("reflector got a bad probe: %w", err)
 				break
 			}
-			if p.Seq%5 == 0 {
+			if drop(p.Seq) {
 				res.dropped++
 				continue
 			}
@@ -98,7 +98,7 @@ func TestPathReflectInPlace(t *testing.T) {
 	if !ok {
 		t.Fatalf("%T does not implement bench.InPlaceConn", refl)
 	}
-	stop := startInPlaceReflector(inPlace)
+	stop := startInPlaceReflector(inPlace, func(seq uint64) bool { return seq%5 == 0 })
 
 	n := 3 * DefaultNumFrames
 	const token = 0x1a2b
@@ -186,4 +186,54 @@ func TestPathNoTimestamping(t *testing.T) {
 			t.Errorf("counters %v: want tx_completions ≥ 100 and no tx_missing_stamps", got)
 		}
 	}
+}
+
+// TestPathReflectInPlaceBatches lets probes pile up on the reflector's RX
+// ring before it starts: it must answer each of them, kicking the kernel
+// once per batch rather than once per reply.
+func TestPathReflectInPlaceBatches(t *testing.T) {
+	tb := bedtest.New(t, nsbed.Options{})
+	path := NewPath(PathOptions{})
+	spec := udpSpec(bench.WaitSpin)
+	ln, refl := listenIn(t, tb, nsbed.B, path, bench.ListenSpec{ConnSpec: spec, Local: netip.AddrPortFrom(tb.AddrB4, 0)})
+	sender := dialIn(t, tb, nsbed.A, path, bench.DialSpec{ConnSpec: spec, Local: tb.AddrA4, Remote: netip.AddrPortFrom(tb.AddrB4, ln.Port())})
+	const bursts, burst = 20, 100
+	probe := make([]byte, pathProbeSize)
+	buf := make([]byte, bench.MaxProbeSize)
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var stop func() inPlaceResult
+	seen := make(map[uint64]bool)
+	for b := range bursts {
+		for i := range burst {
+			bench.MarshalProbe(probe, 7, uint64(b*burst+i))
+			if _, err := sender.Send(probe); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if stop == nil {
+			// The first burst waits on the RX ring before the reflector runs.
+			stop = startInPlaceReflector(refl.(bench.InPlaceConn), func(uint64) bool { return false })
+		}
+		for range burst {
+			n, _, err := sender.Recv(buf, time.Now().Add(time.Second))
+			if err != nil {
+				t.Fatalf("burst %d: %d replies, then %v", b, len(seen)-b*burst, err)
+			}
+			p, err := bench.ParseProbe(buf[:n])
+			if err != nil || p.Flags&bench.FlagReply == 0 || seen[p.Seq] {
+				t.Fatalf("burst %d: bad or repeated reply %+v: %v", b, p, err)
+			}
+			seen[p.Seq] = true
+		}
+	}
+	res := stop()
+	if res.err != nil || res.replied != bursts*burst {
+		t.Fatalf("reflector replied %d of %d: %v", res.replied, bursts*burst, res.err)
+	}
+	c := refl.(bench.Reporter).Counters()
+	if c["tx_frames"] != bursts*burst || c["xsk_tx_kicks"] >= c["tx_frames"] {
+		t.Errorf("reflector sent %d frames with %d kicks: want all %d, in batches", c["tx_frames"], c["xsk_tx_kicks"], bursts*burst)
+	}
+	t.Logf("reflector: %d frames, %d kicks", c["tx_frames"], c["xsk_tx_kicks"])
 }

@@ -55,9 +55,13 @@ type Socket struct {
 	tx   producerRing[Desc]
 
 	alwaysKickRx bool // busy polling: every recvfrom runs the busy loop
-	pollFDs      [1]unix.PollFd
-	counters     Stats
-	closed       bool
+	// txStalled: the last kick left frames on the TX ring (the kernel made
+	// no progress: completion ring full); Complete kicks again once it has
+	// made room. Frames Enqueue left there on purpose wait for Kick.
+	txStalled bool
+	pollFDs   [1]unix.PollFd
+	counters  Stats
+	closed    bool
 }
 
 // Open creates an AF_XDP socket with a new UMEM and binds it to
@@ -557,6 +561,20 @@ func (s *Socket) Receive(out []Desc) (int, error) {
 // ring is full or a frame is invalid (then with an error). Queued frames are
 // owned by the kernel until Complete returns them.
 func (s *Socket) Transmit(frames []Desc, timestamp bool) (int, error) {
+	n, err := s.Enqueue(frames, timestamp)
+	if n > 0 {
+		if kerr := s.kickTx(); kerr != nil && err == nil {
+			err = kerr
+		}
+	}
+	return n, err
+}
+
+// Enqueue is Transmit without the kick: the frames wait on the TX ring until
+// the next Transmit or Kick sends them all with one system call. A caller
+// that knows more frames follow at once (more are waiting on the RX ring)
+// saves a system call per frame this way.
+func (s *Socket) Enqueue(frames []Desc, timestamp bool) (int, error) {
 	if timestamp && s.layout.txMetaLen == 0 {
 		return 0, ErrNoTxMetadata
 	}
@@ -587,11 +605,21 @@ func (s *Socket) Transmit(frames []Desc, timestamp bool) (int, error) {
 		return 0, err
 	}
 	s.tx.submit(n)
-	if kerr := s.kickTx(); kerr != nil && err == nil {
-		err = kerr
-	}
 	return int(n), err
 }
+
+// Kick sends the frames Enqueue left on the TX ring (nothing when there are
+// none).
+func (s *Socket) Kick() error {
+	if s.tx.outstanding() == 0 {
+		return nil
+	}
+	return s.kickTx()
+}
+
+// RxAvailable reports whether received frames wait on the RX ring. It does
+// not take them.
+func (s *Socket) RxAvailable() bool { return s.rx.available(1) > 0 }
 
 func (s *Socket) checkTransmit(d Desc) error {
 	offset := d.Addr & uint64(s.layout.chunkSize-1)
@@ -628,7 +656,7 @@ func (s *Socket) Complete(out []Completion) (int, error) {
 	if got > 0 {
 		s.comp.release(got)
 	}
-	if s.tx.outstanding() > 0 && s.tx.needsWakeup() {
+	if s.txStalled && s.tx.outstanding() > 0 && s.tx.needsWakeup() {
 		if kerr := s.kickTx(); kerr != nil && err == nil {
 			err = kerr
 		}
@@ -645,6 +673,7 @@ func (s *Socket) kickTx() error {
 		return nil
 	}
 	pending := s.tx.outstanding()
+	s.txStalled = false
 	for range txKickAttempts {
 		s.counters.TxKicks++
 		_, _, errno := unix.RawSyscall6(unix.SYS_SENDTO, uintptr(s.fd), 0, 0, unix.MSG_DONTWAIT, 0, 0)
@@ -656,7 +685,11 @@ func (s *Socket) kickTx() error {
 			// Retry while the kernel makes progress (the per-call budget);
 			// with none (completion ring full) only Complete can help.
 			left := s.tx.outstanding()
-			if left == 0 || (left == pending && errno != unix.EINTR) {
+			if left == 0 {
+				return nil
+			}
+			if left == pending && errno != unix.EINTR {
+				s.txStalled = true
 				return nil
 			}
 			pending = left
@@ -664,6 +697,7 @@ func (s *Socket) kickTx() error {
 			return fmt.Errorf("kick tx: %w", os.NewSyscallError("sendto", errno))
 		}
 	}
+	s.txStalled = s.tx.outstanding() > 0
 	return nil
 }
 

@@ -37,6 +37,9 @@ func (s *Socket) MetadataBefore(uint64, int) []byte                    { return 
 func (s *Socket) Refill(int) (int, error)                              { return 0, errPlatform() }
 func (s *Socket) Receive([]Desc) (int, error)                          { return 0, errPlatform() }
 func (s *Socket) Transmit([]Desc, bool) (int, error)                   { return 0, errPlatform() }
+func (s *Socket) Enqueue([]Desc, bool) (int, error)                    { return 0, errPlatform() }
+func (s *Socket) Kick() error                                          { return errPlatform() }
+func (s *Socket) RxAvailable() bool                                    { return false }
 func (s *Socket) Complete([]Completion) (int, error)                   { return 0, errPlatform() }
 func (s *Socket) WaitReceive(WaitStrategy, time.Duration) (int, error) { return 0, errPlatform() }
 func (s *Socket) Close() error                                         { return nil }
