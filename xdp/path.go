@@ -192,13 +192,17 @@ type pathCounters struct {
 	RxHardwareUnconverted uint64
 	TxHardwareUnconverted uint64
 	RxTooLong             uint64 // probes longer than the caller's buffer
-	TxFrames              uint64 // frames put on the TX ring
-	TxCompletions         uint64 // frames back from the completion ring
-	TxMissingStamps       uint64 // completions without a TX timestamp
-	TxUnmatched           uint64 // completions of frames no Send index belongs to
-	TxStampsDropped       uint64 // TX stamps dropped because TxStamps was not called for too long
-	TxNoFrame             uint64 // Send found no free UMEM frame
-	TxErrors              uint64 // Send failures after a frame was built
+	// RxWaits counts the receives that found the RX ring empty and waited:
+	// compared with RxFrames, how often the Conn had nothing to do (a
+	// saturated one never waits).
+	RxWaits         uint64
+	TxFrames        uint64 // frames put on the TX ring
+	TxCompletions   uint64 // frames back from the completion ring
+	TxMissingStamps uint64 // completions without a TX timestamp
+	TxUnmatched     uint64 // completions of frames no Send index belongs to
+	TxStampsDropped uint64 // TX stamps dropped because TxStamps was not called for too long
+	TxNoFrame       uint64 // Send found no free UMEM frame
+	TxErrors        uint64 // Send failures after a frame was built
 }
 
 // counterMap merges a session's counters into the map Reporter.Counters
@@ -220,6 +224,7 @@ func counterMap(c pathCounters, s Stats, st SteerStats, steerOK bool) map[string
 	add("rx_hardware_unconverted", c.RxHardwareUnconverted)
 	add("tx_hardware_unconverted", c.TxHardwareUnconverted)
 	add("rx_too_long", c.RxTooLong)
+	add("rx_waits", c.RxWaits)
 	add("tx_frames", c.TxFrames)
 	add("tx_completions", c.TxCompletions)
 	add("tx_missing_stamps", c.TxMissingStamps)

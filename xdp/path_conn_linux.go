@@ -233,6 +233,7 @@ func (c *udpConn) recv(buf []byte, deadline time.Time) (int, bench.RxStamps, err
 			return 0, bench.RxStamps{}, fmt.Errorf("receive: %w", err)
 		}
 		if got == 0 {
+			s.counters.RxWaits++
 			// The wait reads the clock only now and then: none of its reads
 			// sits between the frame's arrival and its user stamp.
 			n, err := s.sock.WaitReceiveUntil(s.wait, deadline)

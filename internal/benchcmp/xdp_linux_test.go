@@ -315,8 +315,9 @@ func (r reflectorRun) rateRun(reflector string, inflight int, d time.Duration) (
 		}
 		run.Reflected = reflected - min(reflected, c.Reflector["warmup"])
 		if frames, kicks := c.Reflector["tx_frames"], c.Reflector["xsk_tx_kicks"]; kicks > 0 {
-			run.Note = fmt.Sprintf("reflector sent %d frames with %d TX kicks (%.2f frames per sendto); sender %d frames per %d kicks",
-				frames, kicks, float64(frames)/float64(kicks), c.Other["tx_frames"], c.Other["xsk_tx_kicks"])
+			run.Note = fmt.Sprintf("reflector sent %d frames with %d TX kicks (%.2f frames per sendto) and found its RX ring empty on %s of its receives; sender %d frames per %d kicks",
+				frames, kicks, float64(frames)/float64(kicks), share(c.Reflector["rx_waits"], c.Reflector["rx_frames"]),
+				c.Other["tx_frames"], c.Other["xsk_tx_kicks"])
 		}
 	case ReflectorTestpmd:
 		run.Reflected = c.Received
@@ -326,7 +327,18 @@ func (r reflectorRun) rateRun(reflector string, inflight int, d time.Duration) (
 				t.TXPackets, t.RXPackets, c.Sent+c.WarmupSent, t.RXEmptyPercent, t.RXBursts, t.TXBursts, t.CyclesPerPacket)
 		}
 	}
+	// A sender that (almost) never finds its RX ring empty always has a reply to handle:
+	// it, not the reflector, sets the rate.
+	run.Note += fmt.Sprintf("; the sender found its RX ring empty on %s of its receives", share(c.Other["rx_waits"], c.Other["rx_frames"]))
 	return run, nil
+}
+
+// share formats part/whole as a percentage ("-" without a whole).
+func share(part, whole uint64) string {
+	if whole == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f%%", 100*float64(part)/float64(whole))
 }
 
 // runAgainst runs one stackgap AF_XDP UDP phase (spin) against reflector: stackgap-reflect
