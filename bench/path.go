@@ -234,3 +234,20 @@ type InPlaceConn interface {
 	// headers and the transmit call come after it).
 	ReplyInPlace(stamp bool, userTx int64) error
 }
+
+// BatchConn is implemented by Conns that can hold sends back and tell that
+// received probes wait, so a sender with many probes in flight takes every
+// waiting reply first and then sends the new probes with one kernel call per
+// batch instead of one per probe. The AF_XDP path's UDP Conn implements it;
+// with one probe in flight it changes nothing.
+type BatchConn interface {
+	Conn
+	// SendDeferred is SendStamped without the kernel call: the probe waits
+	// in the Conn until the next Send, SendStamped or Flush sends it along.
+	// Its user TX stamp is taken when it is queued.
+	SendDeferred(probe []byte, stamp bool) (userTx int64, err error)
+	// Flush sends what SendDeferred held back.
+	Flush() error
+	// Pending reports whether received frames wait, so Recv returns at once.
+	Pending() bool
+}

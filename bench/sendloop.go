@@ -70,6 +70,8 @@ type sendLoop struct {
 	yielder *cpu.Yielder
 	// stamper is the Conn when it can stamp selected sends only.
 	stamper SelectiveStamper
+	// batch is the Conn when it can batch sends (BatchConn).
+	batch BatchConn
 	// rttStamped is the round trip of stamped probes (nil when every probe
 	// is stamped, or none is: then "rtt" holds them all).
 	rttStamped *results.Series
@@ -120,6 +122,7 @@ func (l *sendLoop) runOnThread(path Path, spec DialSpec, cpuID int, stop *atomic
 	defer conn.Close()
 	l.useStamps(declaredStamps(conn, spec.Timestamping))
 	l.stamper, _ = conn.(SelectiveStamper)
+	l.batch, _ = conn.(BatchConn)
 	err = l.loop(conn, stop)
 	if moves := l.yielder.Moves(); moves > 0 {
 		l.extra["thread_moves"] += moves
@@ -157,9 +160,12 @@ func (l *sendLoop) send(conn Conn, seq uint64) error {
 	SetProbeStamped(l.probe, stamped)
 	var userTx int64
 	var err error
-	if l.stamper != nil {
+	switch {
+	case l.batch != nil:
+		userTx, err = l.batch.SendDeferred(l.probe, stamped)
+	case l.stamper != nil:
 		userTx, err = l.stamper.SendStamped(l.probe, stamped)
-	} else {
+	default:
 		userTx, err = conn.Send(l.probe)
 	}
 	if err != nil {
@@ -190,8 +196,16 @@ func (l *sendLoop) isStamped(seq uint64) bool {
 	return !l.o.NoTimestamps && seq%uint64(l.o.StampEvery) == 0
 }
 
-// fill sends probes until the window is full or sending has ended.
+// fill sends probes until the window is full or sending has ended. A
+// BatchConn sends them all with one kernel call at the end.
 func (l *sendLoop) fill(conn Conn, now int64) (done bool, err error) {
+	if l.batch != nil {
+		defer func() {
+			if ferr := l.batch.Flush(); ferr != nil && err == nil {
+				err = fmt.Errorf("send: %w", ferr)
+			}
+		}()
+	}
 	for l.inflight < l.o.Inflight {
 		if l.o.Count > 0 && l.next >= l.warmupEnd+l.o.Count {
 			return true, nil
@@ -224,7 +238,9 @@ func (l *sendLoop) loop(conn Conn, stop *atomic.Bool) error {
 		// The scheduler's turn comes here, between a reply and the next
 		// send: with one probe in flight it lands inside no round trip.
 		l.yielder.Yield(now)
-		if !sendingDone {
+		// With several probes in flight, every reply that already waits is
+		// taken before the window is refilled, so one batch replaces them.
+		if !sendingDone && !(l.batch != nil && l.inflight > 0 && l.batch.Pending()) {
 			var err error
 			if sendingDone, err = l.fill(conn, now); err != nil {
 				return err

@@ -267,6 +267,7 @@ type sessionNotes struct {
 	counters        pathCounters
 	lastHardwareErr error  // last non-nil bpf_xdp_metadata_rx_timestamp error
 	hardwareClock   string // how NIC stamps are converted to CLOCK_REALTIME ("": none asked for)
+	noTimestamps    bool   // the session takes no stamps
 }
 
 func (n sessionNotes) lines() []string {
@@ -322,6 +323,7 @@ func (n sessionNotes) lines() []string {
 		out = append(out, fmt.Sprintf("NIC RX hardware stamps present but left out: %d could not be converted to CLOCK_REALTIME", n.counters.RxHardwareUnconverted))
 	}
 	switch {
+	case n.noTimestamps:
 	case n.info.TxMetadataLen == 0:
 		out = append(out, "tx stamp: none (the kernel refused UMEM TX metadata: "+n.info.TxMetadataNote+")")
 	case n.info.Mode == ModeZeroCopy:
@@ -331,6 +333,9 @@ func (n sessionNotes) lines() []string {
 	}
 	if n.hardwareClock != "" {
 		out = append(out, n.hardwareClock)
+	}
+	if n.noTimestamps {
+		out = append(out, "timestamping off: no TX completion stamps requested, the steering program's RX metadata (XDP hook stamp) not read")
 	}
 	return out
 }

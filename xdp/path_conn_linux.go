@@ -15,6 +15,7 @@ var (
 	_ bench.Reporter         = (*udpConn)(nil)
 	_ bench.SelectiveStamper = (*udpConn)(nil)
 	_ bench.InPlaceConn      = (*udpConn)(nil)
+	_ bench.BatchConn        = (*udpConn)(nil)
 )
 
 var errConnClosed = errors.New("use of a closed af_xdp conn")
@@ -82,6 +83,42 @@ func (c *udpConn) Send(probe []byte) (int64, error) { return c.SendStamped(probe
 // IPv4 frames carry DF and TTL 64 like the kernel path's, and an IP ID that
 // counts up from a random seed, as Linux's do.
 func (c *udpConn) SendStamped(probe []byte, stamp bool) (int64, error) {
+	userTx, err := c.send(probe, stamp, true)
+	if err == nil {
+		c.unkicked = 0
+	}
+	return userTx, err
+}
+
+// SendDeferred is SendStamped without the kick (bench.BatchConn): the frame
+// waits on the TX ring for the next SendStamped or Flush. Its user TX stamp
+// is read when it is queued.
+func (c *udpConn) SendDeferred(probe []byte, stamp bool) (int64, error) {
+	userTx, err := c.send(probe, stamp, false)
+	if err != nil {
+		return 0, err
+	}
+	if c.unkicked++; c.unkicked > maxUnkicked {
+		// A batch the kernel's copy-mode transmit takes in one call.
+		err = c.kickBatch()
+	}
+	return userTx, err
+}
+
+// Flush kicks the kernel for the frames SendDeferred queued
+// (bench.BatchConn).
+func (c *udpConn) Flush() error {
+	if c.s.closed {
+		return errConnClosed
+	}
+	return c.kickBatch()
+}
+
+// Pending reports whether received frames wait on the RX ring
+// (bench.BatchConn).
+func (c *udpConn) Pending() bool { return !c.s.closed && c.s.sock.RxAvailable() }
+
+func (c *udpConn) send(probe []byte, stamp, kick bool) (int64, error) {
 	s := c.s
 	switch {
 	case s.closed:
@@ -103,7 +140,7 @@ func (c *udpConn) SendStamped(probe []byte, stamp bool) (int64, error) {
 		s.counters.TxErrors++
 		return 0, errors.Join(fmt.Errorf("send: %w", err), s.sock.FreeFrame(addr))
 	}
-	return s.transmit(addr, n, stamp)
+	return s.transmitAt(addr, n, stamp, 0, kick)
 }
 
 // Recv waits by the session's wait strategy (poll: need_wakeup and
@@ -273,9 +310,7 @@ func (c *udpConn) take(d Desc, buf []byte, now int64) (n int, rx bench.RxStamps,
 			err = rerr
 		}
 	}()
-	meta := s.sock.MetadataBefore(d.Addr, SteerMetaSize)
-	m, metaOK := ParseSteerMeta(meta)
-	ClearSteerMeta(meta)
+	m, metaOK := s.rxMeta(d.Addr)
 	data := s.sock.Frame(d.Addr, int(d.Len))
 	pkt, perr := frame.Parse(data)
 	if perr == frame.ErrChecksum {
@@ -306,14 +341,15 @@ func (c *udpConn) take(d Desc, buf []byte, now int64) (n int, rx bench.RxStamps,
 		c.havePeer = true
 	}
 	rx.User = now
-	if metaOK {
+	switch {
+	case metaOK:
 		rx.XDPHook = TAIToRealtime(m.XDPTAI, s.taiOffset)
 		if m.Hardware != 0 {
 			rx.Hardware = s.rxHardware(m.Hardware)
 		} else if m.HardwareErr != 0 {
 			s.hwErr = m.HardwareErr
 		}
-	} else {
+	case s.rxStamps:
 		s.counters.RxMissingMeta++
 	}
 	s.counters.RxProbes++
@@ -359,16 +395,11 @@ func (s *session) allocFrame() (uint64, error) {
 	return 0, fmt.Errorf("send: no free UMEM frame (%d frames, all in the FILL ring or in flight)", s.info.NumFrames)
 }
 
-// transmit puts the frame at addr (n bytes) on the TX ring, with a
+// transmitAt puts the frame at addr (n bytes) on the TX ring, with a
 // completion stamp request when stamp is set and the session takes stamps,
-// and remembers which Send it belongs to.
-func (s *session) transmit(addr uint64, n int, stamp bool) (int64, error) {
-	return s.transmitAt(addr, n, stamp, 0, true)
-}
-
-// transmitAt is transmit with the user TX stamp given (0: read the clock
-// now, right before the TX ring write and kick), kicking the kernel only
-// with kick set.
+// and remembers which Send it belongs to. userTx is the user TX stamp (0:
+// read the clock now, right before the TX ring write and kick); the kernel
+// is kicked only with kick set.
 func (s *session) transmitAt(addr uint64, n int, stamp bool, userTx int64, kick bool) (int64, error) {
 	i := addr / s.frameSize
 	s.sendOf[i] = s.sends
@@ -450,6 +481,22 @@ func (s *session) reap() error {
 			return nil
 		}
 	}
+}
+
+// rxMeta reads and invalidates the steering program's metadata in front of
+// the received frame at addr, when the session takes stamps. Without
+// timestamping it does not touch it: the metadata sits in a cache line of
+// its own, written by the CPU that ran the XDP program, and reading it costs
+// a cache-line transfer per frame (the largest cost on the reflector's
+// receive path in perf). Nothing reads it later in that session.
+func (s *session) rxMeta(addr uint64) (SteerMeta, bool) {
+	if !s.rxStamps {
+		return SteerMeta{}, false
+	}
+	meta := s.sock.MetadataBefore(addr, SteerMetaSize)
+	m, ok := ParseSteerMeta(meta)
+	ClearSteerMeta(meta)
+	return m, ok
 }
 
 // rxHardware converts a NIC RX stamp to CLOCK_REALTIME, or counts it and

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"runtime"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -159,8 +160,8 @@ func TestPathNoTimestamping(t *testing.T) {
 	spec := udpSpec(bench.WaitPoll)
 	spec.Timestamping = false
 	_, refl, sender := udpPair(t, tb, path, path, spec)
-	if tx := sender.(bench.StampDeclarer).Stamps().Tx; len(tx) != 0 {
-		t.Errorf("declared TX stamps %v without timestamping", tx)
+	if set := sender.(bench.StampDeclarer).Stamps(); len(set.Tx) != 0 || len(set.Rx) != 0 {
+		t.Errorf("declared stamps %+v without timestamping", set)
 	}
 	stop := startPathReflector(refl)
 	recs := pathPingPong(t, sender, 100)
@@ -170,6 +171,11 @@ func TestPathNoTimestamping(t *testing.T) {
 	}
 	if len(recs) != 100 || recs[99].rx.User == 0 {
 		t.Errorf("sender got no reply to its last probe")
+	}
+	for i, r := range recs {
+		if r.rx.XDPHook != 0 {
+			t.Fatalf("probe %d: XDP hook stamp %d without timestamping", i, r.rx.XDPHook)
+		}
 	}
 	stamps := 0
 	for range 20 {
@@ -182,8 +188,11 @@ func TestPathNoTimestamping(t *testing.T) {
 		t.Errorf("TX stamps without timestamping: sender %d, reflector %d", stamps, res.txStamps)
 	}
 	for _, c := range []bench.Conn{sender, refl} {
-		if got := c.(bench.Reporter).Counters(); got["tx_missing_stamps"] != 0 || got["tx_completions"] < 100 {
-			t.Errorf("counters %v: want tx_completions ≥ 100 and no tx_missing_stamps", got)
+		if got := c.(bench.Reporter).Counters(); got["tx_missing_stamps"] != 0 || got["rx_missing_metadata"] != 0 || got["tx_completions"] < 100 {
+			t.Errorf("counters %v: want tx_completions ≥ 100, no tx_missing_stamps, no rx_missing_metadata", got)
+		}
+		if notes := strings.Join(c.(bench.Reporter).Notes(), "\n"); !strings.Contains(notes, "timestamping off") {
+			t.Errorf("notes do not say timestamping is off:\n%s", notes)
 		}
 	}
 }
@@ -236,4 +245,61 @@ func TestPathReflectInPlaceBatches(t *testing.T) {
 		t.Errorf("reflector sent %d frames with %d kicks: want all %d, in batches", c["tx_frames"], c["xsk_tx_kicks"], bursts*burst)
 	}
 	t.Logf("reflector: %d frames, %d kicks", c["tx_frames"], c["xsk_tx_kicks"])
+}
+
+// TestPathSendDeferred sends probes in batches, one kick each, the way the
+// engine's sender fills a window of many probes in flight, and takes the
+// replies once Pending says they wait.
+func TestPathSendDeferred(t *testing.T) {
+	tb := bedtest.New(t, nsbed.Options{})
+	path := NewPath(PathOptions{})
+	_, refl, sender := udpPair(t, tb, path, path, udpSpec(bench.WaitSpin))
+	batch, ok := sender.(bench.BatchConn)
+	if !ok {
+		t.Fatalf("%T does not implement bench.BatchConn", sender)
+	}
+	stop := startPathReflector(refl)
+	const batches, size = 50, 40 // 40 > one kick's 32: the Conn kicks on its own once
+	probe := make([]byte, pathProbeSize)
+	buf := make([]byte, bench.MaxProbeSize)
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	for b := range batches {
+		for i := range size {
+			bench.MarshalProbe(probe, 9, uint64(b*size+i))
+			if _, err := batch.SendDeferred(probe, i == 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := batch.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		for i := range size {
+			if i == size-1 {
+				deadline := time.Now().Add(time.Second)
+				for !batch.Pending() && time.Now().Before(deadline) {
+				}
+				if !batch.Pending() {
+					t.Fatalf("batch %d: the last reply never showed as pending", b)
+				}
+			}
+			n, _, err := sender.Recv(buf, time.Now().Add(time.Second))
+			if err != nil {
+				t.Fatalf("batch %d reply %d: %v", b, i, err)
+			}
+			if p, err := bench.ParseProbe(buf[:n]); err != nil || p.Seq/size != uint64(b) {
+				t.Fatalf("batch %d: reply %+v: %v", b, p, err)
+			}
+		}
+	}
+	if res := stop(); res.err != nil || len(res.seqs) != batches*size {
+		t.Fatalf("reflector reflected %d of %d: %v", len(res.seqs), batches*size, res.err)
+	}
+	c := sender.(bench.Reporter).Counters()
+	if c["tx_frames"] != batches*size || c["xsk_tx_kicks"] > 2*batches {
+		t.Errorf("sender sent %d frames with %d kicks, want %d frames with at most %d kicks", c["tx_frames"], c["xsk_tx_kicks"], batches*size, 2*batches)
+	}
+	if batch.Pending() {
+		t.Error("Pending with nothing left to receive")
+	}
 }

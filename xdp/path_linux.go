@@ -343,6 +343,7 @@ type session struct {
 	txStamp   bool
 	txKind    bench.TxStampKind
 	hw        *hwClock // NIC hardware stamps → CLOCK_REALTIME; nil when none are asked for
+	rxStamps  bool     // read the steering program's RX metadata (off without timestamping)
 
 	// Hot-path state, preallocated.
 	rxDescs  [1]Desc
@@ -459,6 +460,7 @@ func openSession(o PathOptions, link netlink.Link, local netip.AddrPort, spec be
 	// costs the kernel a clock read per frame and user space a metadata
 	// cache line per send and per completion.
 	s.txStamp = s.sock.TxMetadata() && spec.Timestamping
+	s.rxStamps = spec.Timestamping
 	s.txKind = bench.TxCompletion
 	if s.info.Mode == ModeZeroCopy {
 		s.txKind = bench.TxHardware
@@ -631,6 +633,7 @@ func (s *session) Notes() []string {
 		dropPercent:   s.opts.DropPercent,
 		counters:      s.counters,
 		hardwareClock: s.hw.note(),
+		noTimestamps:  !s.rxStamps,
 	}
 	if s.hwErr != 0 {
 		n.lastHardwareErr = s.hwErr

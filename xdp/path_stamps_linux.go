@@ -8,8 +8,8 @@ var _ bench.StampDeclarer = (*udpConn)(nil)
 // transmit the completion stamp (copy mode: the kernel's software completion
 // time; zero-copy: the NIC's TX timestamp from the TX metadata), on receive
 // the XDP program's stamp and, with a device-bound program, the NIC's RX stamp.
-// Without ConnSpec.Timestamping it takes no TX stamps; the XDP program's RX
-// stamps come with every frame anyway.
+// Without ConnSpec.Timestamping it takes no stamps at all: no TX completion
+// stamps, and the XDP program's metadata is not read.
 func (c *udpConn) Stamps() bench.StampSet { return c.s.stamps() }
 
 func (s *session) stamps() bench.StampSet {
@@ -20,6 +20,9 @@ func (s *session) stamps() bench.StampSet {
 		} else {
 			set.Tx = []bench.TxStampKind{bench.TxCompletion}
 		}
+	}
+	if !s.rxStamps {
+		return set
 	}
 	if s.steer.HardwareRX() {
 		set.Rx = append(set.Rx, bench.RxHardware)

@@ -355,9 +355,7 @@ func (c *tcpConn) flush() error {
 func (c *tcpConn) input(d Desc, now time.Time) error {
 	s := c.s
 	s.counters.RxFrames++
-	meta := s.sock.MetadataBefore(d.Addr, SteerMetaSize)
-	m, metaOK := ParseSteerMeta(meta)
-	ClearSteerMeta(meta)
+	m, metaOK := s.rxMeta(d.Addr)
 	data := s.sock.Frame(d.Addr, int(d.Len))
 	pkt, perr := frame.Parse(data)
 	if perr == frame.ErrChecksum {
@@ -391,7 +389,7 @@ func (c *tcpConn) input(d Desc, now time.Time) error {
 				} else if m.HardwareErr != 0 {
 					s.hwErr = m.HardwareErr
 				}
-			} else {
+			} else if s.rxStamps {
 				s.counters.RxMissingMeta++
 			}
 		}
