@@ -428,6 +428,14 @@ func (s *session) transmitAt(addr uint64, n int, stamp bool, userTx int64, kick 
 	}
 	s.sends++
 	s.counters.TxFrames++
+	if kick && s.sock.TxStalled() {
+		// The kernel's completion ring is full (nobody drained it since):
+		// drain it, keeping the stamps, and Complete kicks the frame out;
+		// left alone it would wait for whatever drains the ring next.
+		if rerr := s.reap(); rerr != nil {
+			s.counters.TxErrors++
+		}
+	}
 	return userTx, nil
 }
 

@@ -117,7 +117,7 @@ func TestPathReflectInPlace(t *testing.T) {
 		}
 		got, _, err := sender.Recv(buf, time.Now().Add(time.Second))
 		if err != nil {
-			t.Fatalf("reply to probe %d: %v (after %d answered)", seq, err, answered)
+			t.Fatalf("reply to probe %d: %v (after %d answered); reflector counters %v; sender counters %v", seq, err, answered, refl.(bench.Reporter).Counters(), sender.(bench.Reporter).Counters())
 		}
 		p, err := bench.ParseProbe(buf[:got])
 		switch {

@@ -617,6 +617,11 @@ func (s *Socket) Kick() error {
 	return s.kickTx()
 }
 
+// TxStalled reports whether the last kick left frames on the TX ring
+// because the kernel could not progress (its completion ring was full):
+// Complete, which makes room, kicks them again.
+func (s *Socket) TxStalled() bool { return s.txStalled }
+
 // RxAvailable reports whether received frames wait on the RX ring. It does
 // not take them.
 func (s *Socket) RxAvailable() bool { return s.rx.available(1) > 0 }

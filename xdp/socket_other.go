@@ -40,6 +40,7 @@ func (s *Socket) Transmit([]Desc, bool) (int, error)                   { return 
 func (s *Socket) Enqueue([]Desc, bool) (int, error)                    { return 0, errPlatform() }
 func (s *Socket) Kick() error                                          { return errPlatform() }
 func (s *Socket) RxAvailable() bool                                    { return false }
+func (s *Socket) TxStalled() bool                                      { return false }
 func (s *Socket) Complete([]Completion) (int, error)                   { return 0, errPlatform() }
 func (s *Socket) WaitReceive(WaitStrategy, time.Duration) (int, error) { return 0, errPlatform() }
 func (s *Socket) Close() error                                         { return nil }
