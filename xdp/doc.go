@@ -27,6 +27,12 @@
 //
 //	Receive → edit Frame(d.Addr, …) → Transmit → Complete → FreeFrame → Refill
 //
+// Enqueue is Transmit without the kick: frames queued with it leave with the
+// next Transmit or Kick, one sendto for the batch (RxAvailable tells whether
+// more received frames wait, so a reflector knows a batch is forming). A
+// kick the kernel cannot progress on (completion ring full) leaves TxStalled
+// set, and Complete kicks again once it has made room.
+//
 // UMEM chunk layout (aligned mode): the kernel writes received data at
 // 256 (XDP_PACKET_HEADROOM) + Headroom bytes into a chunk, and AllocFrame
 // hands out the same offset. The 24 bytes before a frame hold, on transmit,
@@ -34,8 +40,8 @@
 // completion timestamp) and, on receive, the end of the XDP program's
 // metadata (MetadataBefore).
 //
-// Hot-path methods (Receive, Refill, Transmit, Complete, WaitReceive,
-// AllocFrame, FreeFrame, Frame, MetadataBefore) do not allocate. A Socket is
+// Hot-path methods (Receive, Refill, Transmit, Enqueue, Kick, Complete,
+// WaitReceive, AllocFrame, FreeFrame, Frame, MetadataBefore) do not allocate. A Socket is
 // not safe for concurrent use.
 //
 // Steering is not this layer's job: the caller attaches an XDP program that
