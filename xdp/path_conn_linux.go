@@ -40,8 +40,8 @@ type udpConn struct {
 	held    Desc
 	holding bool
 	payload []byte // the held frame's UDP payload
-	// unkicked counts in-place replies left on the TX ring for one kick
-	// with the replies to the probes already waiting behind them.
+	// unkicked counts frames left on the TX ring for one kick with the
+	// ones that follow (in-place replies to a burst, SendDeferred).
 	unkicked int
 	// owedFill counts frames taken off the FILL ring (received) whose
 	// place there has not been refilled yet: in-place replies return
@@ -159,10 +159,7 @@ func (c *udpConn) send(probe []byte, stamp, kick bool) (int64, error) {
 // runs; mismatches are counted. It returns bench.ErrTimeout once deadline
 // has passed (a zero deadline waits forever).
 func (c *udpConn) Recv(buf []byte, deadline time.Time) (int, bench.RxStamps, error) {
-	if buf == nil {
-		buf = []byte{}
-	}
-	return c.recv(buf, deadline)
+	return c.recv(buf, false, deadline)
 }
 
 // RecvInPlace waits like Recv but copies nothing: it returns the probe's
@@ -170,7 +167,7 @@ func (c *udpConn) Recv(buf []byte, deadline time.Time) (int, bench.RxStamps, err
 // is lent to the caller until ReplyInPlace sends it back or the next receive
 // recycles it.
 func (c *udpConn) RecvInPlace(deadline time.Time) ([]byte, bench.RxStamps, error) {
-	_, rx, err := c.recv(nil, deadline)
+	_, rx, err := c.recv(nil, true, deadline)
 	if err != nil {
 		return nil, rx, err
 	}
@@ -242,7 +239,8 @@ func (c *udpConn) release() error {
 	return c.s.recycleHeld(c.held.Addr)
 }
 
-func (c *udpConn) recv(buf []byte, deadline time.Time) (int, bench.RxStamps, error) {
+// recv is Recv, or with inPlace RecvInPlace (buf unused).
+func (c *udpConn) recv(buf []byte, inPlace bool, deadline time.Time) (int, bench.RxStamps, error) {
 	s := c.s
 	if s.closed {
 		return 0, bench.RxStamps{}, errConnClosed
@@ -253,7 +251,7 @@ func (c *udpConn) recv(buf []byte, deadline time.Time) (int, bench.RxStamps, err
 	if err := c.payFill(); err != nil {
 		return 0, bench.RxStamps{}, err
 	}
-	if !s.sock.RxAvailable() {
+	if c.unkicked > 0 && !s.sock.RxAvailable() {
 		// Nothing waits behind the batch (the last probe was dropped):
 		// send it before waiting.
 		if err := c.kickBatch(); err != nil {
@@ -283,7 +281,7 @@ func (c *udpConn) recv(buf []byte, deadline time.Time) (int, bench.RxStamps, err
 			continue
 		}
 		now := s.clock.Now()
-		n, rx, ok, err := c.take(s.rxDescs[0], buf, now)
+		n, rx, ok, err := c.take(s.rxDescs[0], buf, inPlace, now)
 		if ok || err != nil {
 			return n, rx, err
 		}
@@ -294,14 +292,14 @@ func (c *udpConn) recv(buf []byte, deadline time.Time) (int, bench.RxStamps, err
 }
 
 // take handles one received frame: ok is false when it was not a probe of
-// this session. The frame goes back to the FILL ring, unless buf is nil and
-// it is a probe: then it is lent out (RecvInPlace) with its payload in
-// c.payload.
-func (c *udpConn) take(d Desc, buf []byte, now int64) (n int, rx bench.RxStamps, ok bool, err error) {
+// this session. The frame goes back to the FILL ring, unless inPlace is set
+// and it is a probe: then it is lent out (RecvInPlace) with its payload in
+// c.payload, and buf is not used.
+func (c *udpConn) take(d Desc, buf []byte, inPlace bool, now int64) (n int, rx bench.RxStamps, ok bool, err error) {
 	s := c.s
 	s.counters.RxFrames++
 	defer func() {
-		if ok && err == nil && buf == nil {
+		if ok && err == nil && inPlace {
 			c.held, c.holding = d, true
 			c.owedFill++
 			return
@@ -327,7 +325,7 @@ func (c *udpConn) take(d Desc, buf []byte, now int64) (n int, rx bench.RxStamps,
 		s.counters.RxForeignFrames++
 		return 0, rx, false, nil
 	}
-	if buf == nil {
+	if inPlace {
 		n, c.payload = len(pkt.Payload), pkt.Payload
 	} else if len(pkt.Payload) > len(buf) {
 		s.counters.RxTooLong++
