@@ -535,6 +535,7 @@ func (s *Socket) Refill(max int) (int, error) {
 // Receive takes up to len(out) received frames off the RX ring into out and
 // returns how many. It does not block or allocate. The frames belong to the
 // caller until FreeFrame or Transmit; read them with Frame(d.Addr, d.Len).
+// The next frame already known to wait is prefetched into the cache.
 func (s *Socket) Receive(out []Desc) (int, error) {
 	start, got := s.rx.peek(uint32(len(out)))
 	if got == 0 {
@@ -549,6 +550,7 @@ func (s *Socket) Receive(out []Desc) (int, error) {
 		}
 	}
 	s.rx.release(got)
+	s.prefetchNextRx()
 	return int(got), err
 }
 
@@ -625,6 +627,28 @@ func (s *Socket) TxStalled() bool { return s.txStalled }
 // RxAvailable reports whether received frames wait on the RX ring. It does
 // not take them.
 func (s *Socket) RxAvailable() bool { return s.rx.available(1) > 0 }
+
+// prefetchNextRx starts loading the first cache line of the next frame known
+// to wait on the RX ring, without taking it, so that it is in this CPU's
+// cache when taken. In copy mode the frame was just written by the CPU that
+// ran the XDP program: its first read would otherwise stall on that other
+// CPU's cache (a forwarding engine's receive burst prefetches the same way).
+// It reads no ring index: only frames already known to wait are prefetched.
+func (s *Socket) prefetchNextRx() {
+	if s.rx.cachedProd == s.rx.peeked {
+		return
+	}
+	addr := s.rx.slot(s.rx.peeked).Addr
+	if addr >= s.layout.size() {
+		return
+	}
+	prefetch(unsafe.Pointer(&s.umem[addr]))
+	if addr&uint64(s.layout.chunkSize-1) > 0 {
+		// The XDP program's metadata ends right before the frame.
+		prefetch(unsafe.Pointer(&s.umem[addr-1]))
+	}
+}
+
 
 func (s *Socket) checkTransmit(d Desc) error {
 	offset := d.Addr & uint64(s.layout.chunkSize-1)

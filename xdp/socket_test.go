@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 func TestParseMode(t *testing.T) {
@@ -64,5 +65,17 @@ func TestOptionsValidate(t *testing.T) {
 				t.Fatalf("error = %v, want one containing %q", err, tt.wantErr)
 			}
 		})
+	}
+}
+
+// prefetch is a hint: it must accept any address, mapped or not, without
+// faulting or changing memory.
+func TestPrefetchNeverFaults(t *testing.T) {
+	b := []byte{1, 2, 3}
+	prefetch(unsafe.Pointer(&b[1]))
+	prefetch(nil)
+	prefetch(unsafe.Add(unsafe.Pointer(&b[0]), 1<<40)) // most likely unmapped
+	if b[0] != 1 || b[1] != 2 || b[2] != 3 {
+		t.Fatalf("prefetch changed memory: %v", b)
 	}
 }
