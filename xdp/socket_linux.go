@@ -649,7 +649,6 @@ func (s *Socket) prefetchNextRx() {
 	}
 }
 
-
 func (s *Socket) checkTransmit(d Desc) error {
 	offset := d.Addr & uint64(s.layout.chunkSize-1)
 	if d.Addr >= s.layout.size() || d.Len == 0 || offset < uint64(s.layout.txMetaLen) ||
