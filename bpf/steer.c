@@ -78,11 +78,22 @@ struct {
 	__type(value, __u32);
 } xsks SEC(".maps");
 
+/* enum flow_flags: the value of a live flow in map flows. */
+enum flow_flags {
+	/* Write struct meta in front of the flow's frames: the XDP-hook stamp
+	 * (and with steer_hw the NIC's). A session that takes no stamps leaves
+	 * it out: bpf_ktime_get_tai_ns alone costs tens of ns per frame. */
+	FLOW_METADATA = 1,
+};
+
+/* Makes clang emit BTF for enum flow_flags, so bpf2go generates its Go twin. */
+const enum flow_flags unused_flow_flags __attribute__((unused));
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, STEER_MAX_FLOWS);
 	__type(key, struct flow);
-	__type(value, __u32);
+	__type(value, __u32); /* enum flow_flags */
 } flows SEC(".maps");
 
 struct {
@@ -115,8 +126,9 @@ enum steer_class {
 };
 
 /* classify parses Ethernet [+ one VLAN tag], IPv4/IPv6 and UDP/TCP, and
- * decides whether the frame belongs to a live probe flow. */
-static __always_inline enum steer_class classify(struct xdp_md *ctx)
+ * decides whether the frame belongs to a live probe flow; for a probe it
+ * sets *flags to the flow's enum flow_flags. */
+static __always_inline enum steer_class classify(struct xdp_md *ctx, __u32 *flags)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
@@ -168,10 +180,12 @@ static __always_inline enum steer_class classify(struct xdp_md *ctx)
 		if ((void *)(udp + 8 + 3) > data_end)
 			goto lookup_only;
 		key.dst_port = bpf_ntohs(*(__be16 *)(udp + 2));
-		if (!bpf_map_lookup_elem(&flows, &key))
+		__u32 *live = bpf_map_lookup_elem(&flows, &key);
+		if (!live)
 			return CLASS_OTHER;
 		if (*(__be16 *)(udp + 8) != bpf_htons(PROBE_MAGIC) || udp[10] != PROBE_VERSION)
 			return CLASS_NOT_PROBE;
+		*flags = *live;
 		return CLASS_PROBE;
 	lookup_only:
 		/* too short for a probe; still tell a live flow from other traffic */
@@ -186,9 +200,28 @@ static __always_inline enum steer_class classify(struct xdp_md *ctx)
 			return CLASS_OTHER;
 		key.dst_port = bpf_ntohs(*(__be16 *)(tcp + 2));
 		/* a userspace TCP endpoint needs every segment, SYN/ACK/FIN included */
-		return bpf_map_lookup_elem(&flows, &key) ? CLASS_PROBE : CLASS_OTHER;
+		__u32 *live = bpf_map_lookup_elem(&flows, &key);
+		if (!live)
+			return CLASS_OTHER;
+		*flags = *live;
+		return CLASS_PROBE;
 	}
 	return CLASS_OTHER;
+}
+
+/* write_meta puts struct meta in front of the frame; 1 on success. */
+static __always_inline int write_meta(struct xdp_md *ctx, __u64 xdp_ts, __u64 hw_ts, __s32 hw_err)
+{
+	if (bpf_xdp_adjust_meta(ctx, -(int)sizeof(struct meta)))
+		return 0;
+	struct meta *m = (void *)(long)ctx->data_meta;
+	if ((void *)(m + 1) > (void *)(long)ctx->data)
+		return 0;
+	m->xdp_ts = xdp_ts;
+	m->hw_ts = hw_ts;
+	m->hw_err = hw_err;
+	m->magic = STEER_META_MAGIC;
+	return 1;
 }
 
 static __always_inline int steer_frame(struct xdp_md *ctx, const int hw)
@@ -198,7 +231,8 @@ static __always_inline int steer_frame(struct xdp_md *ctx, const int hw)
 	if (!st)
 		return XDP_PASS; /* cannot happen: one-entry array */
 
-	enum steer_class class = classify(ctx);
+	__u32 flags = 0;
+	enum steer_class class = classify(ctx, &flags);
 	if (class != CLASS_PROBE) {
 		st->passed++;
 		if (class == CLASS_NOT_PROBE)
@@ -212,22 +246,15 @@ static __always_inline int steer_frame(struct xdp_md *ctx, const int hw)
 		return XDP_DROP;
 	}
 
-	__u64 xdp_ts = bpf_ktime_get_tai_ns();
-	__u64 hw_ts = 0;
-	__s32 hw_err = -EOPNOTSUPP;
-	if (hw)
-		hw_err = bpf_xdp_metadata_rx_timestamp(ctx, &hw_ts);
-
+	int want_meta = flags & FLOW_METADATA;
 	int meta_ok = 0;
-	if (bpf_xdp_adjust_meta(ctx, -(int)sizeof(struct meta)) == 0) {
-		struct meta *m = (void *)(long)ctx->data_meta;
-		if ((void *)(m + 1) <= (void *)(long)ctx->data) {
-			m->xdp_ts = xdp_ts;
-			m->hw_ts = hw_ts;
-			m->hw_err = hw_err;
-			m->magic = STEER_META_MAGIC;
-			meta_ok = 1;
-		}
+	if (want_meta) {
+		__u64 xdp_ts = bpf_ktime_get_tai_ns();
+		__u64 hw_ts = 0;
+		__s32 hw_err = -EOPNOTSUPP;
+		if (hw)
+			hw_err = bpf_xdp_metadata_rx_timestamp(ctx, &hw_ts);
+		meta_ok = write_meta(ctx, xdp_ts, hw_ts, hw_err);
 	}
 
 	int action = bpf_redirect_map(&xsks, ctx->rx_queue_index, XDP_PASS);
@@ -238,7 +265,7 @@ static __always_inline int steer_frame(struct xdp_md *ctx, const int hw)
 		return action;
 	}
 	st->redirected++;
-	if (!meta_ok)
+	if (want_meta && !meta_ok)
 		st->meta_failed++;
 	return action;
 }

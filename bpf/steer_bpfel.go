@@ -20,6 +20,12 @@ type SteerFlow struct {
 	DstPort   uint16
 }
 
+type SteerFlowFlags uint32
+
+const (
+	SteerFlowFlagsFLOW_METADATA SteerFlowFlags = 1
+)
+
 type SteerMeta struct {
 	_     structs.HostLayout
 	XdpTs uint64
@@ -47,13 +53,14 @@ type SteerStats struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	SteerMapConfig     = "config"
-	SteerMapCounters   = "counters"
-	SteerMapFlows      = "flows"
-	SteerMapXsks       = "xsks"
-	SteerProgSteer     = "steer"
-	SteerProgSteerHw   = "steer_hw"
-	SteerVarUnusedMeta = "unused_meta"
+	SteerMapConfig          = "config"
+	SteerMapCounters        = "counters"
+	SteerMapFlows           = "flows"
+	SteerMapXsks            = "xsks"
+	SteerProgSteer          = "steer"
+	SteerProgSteerHw        = "steer_hw"
+	SteerVarUnusedFlowFlags = "unused_flow_flags"
+	SteerVarUnusedMeta      = "unused_meta"
 )
 
 // LoadSteer returns the embedded CollectionSpec for Steer.
@@ -116,7 +123,8 @@ type SteerMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type SteerVariableSpecs struct {
-	UnusedMeta *ebpf.VariableSpec `ebpf:"unused_meta"`
+	UnusedFlowFlags *ebpf.VariableSpec `ebpf:"unused_flow_flags"`
+	UnusedMeta      *ebpf.VariableSpec `ebpf:"unused_meta"`
 }
 
 // SteerObjects contains all objects after they have been loaded into the kernel.
@@ -158,7 +166,8 @@ func (m *SteerMaps) Close() error {
 //
 // It can be passed to LoadSteerObjects or ebpf.CollectionSpec.LoadAndAssign.
 type SteerVariables struct {
-	UnusedMeta *ebpf.Variable `ebpf:"unused_meta"`
+	UnusedFlowFlags *ebpf.Variable `ebpf:"unused_flow_flags"`
+	UnusedMeta      *ebpf.Variable `ebpf:"unused_meta"`
 }
 
 // SteerPrograms contains all programs after they have been loaded into the kernel.

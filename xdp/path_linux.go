@@ -488,7 +488,7 @@ func openSession(o PathOptions, link netlink.Link, local netip.AddrPort, spec be
 		return nil, err
 	}
 	s.registered = true
-	if err := s.steer.AddFlow(s.flow); err != nil {
+	if err := s.steer.AddFlow(s.flow, FlowOptions{NoMetadata: !s.rxStamps}); err != nil {
 		return nil, err
 	}
 	s.flowAdded = true

@@ -213,9 +213,10 @@ func (s *Steering) ProgramID() (ebpf.ProgramID, error) {
 
 var errSteeringClosed = errors.New("steering is closed")
 
-// AddFlow makes the program redirect f's packets. Adding a live flow again is
-// not an error.
-func (s *Steering) AddFlow(f Flow) error {
+// AddFlow makes the program redirect f's packets, with metadata in front of
+// each unless o says not to. Adding a live flow again is not an error: it
+// takes o.
+func (s *Steering) AddFlow(f Flow, o FlowOptions) error {
 	if err := f.validate(); err != nil {
 		return fmt.Errorf("add steering flow: %w", err)
 	}
@@ -224,7 +225,11 @@ func (s *Steering) AddFlow(f Flow) error {
 	if s.program == nil {
 		return fmt.Errorf("add steering flow %v: %w", f, errSteeringClosed)
 	}
-	if err := s.maps.Flows.Put(f.key(), uint32(1)); err != nil {
+	flags := bpf.SteerFlowFlagsFLOW_METADATA
+	if o.NoMetadata {
+		flags = 0
+	}
+	if err := s.maps.Flows.Put(f.key(), uint32(flags)); err != nil {
 		return fmt.Errorf("add steering flow %v: %w", f, err)
 	}
 	return nil

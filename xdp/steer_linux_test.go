@@ -108,7 +108,7 @@ func TestAttachSteeringModes(t *testing.T) {
 		if err := s.Close(); err != nil {
 			t.Errorf("%s: second close: %v", tt.name, err)
 		}
-		if err := s.AddFlow(Flow{Proto: syscall.IPPROTO_UDP, DstPort: 1}); !errors.Is(err, errSteeringClosed) {
+		if err := s.AddFlow(Flow{Proto: syscall.IPPROTO_UDP, DstPort: 1}, FlowOptions{}); !errors.Is(err, errSteeringClosed) {
 			t.Errorf("%s: AddFlow after Close: %v", tt.name, err)
 		}
 		if _, err := s.Stats(); !errors.Is(err, errSteeringClosed) {
@@ -139,7 +139,7 @@ func steerCheckMisuse(t *testing.T, s *Steering) {
 		{"negative fd", s.Register(0, -1), "invalid fd -1"},
 		{"not an af_xdp socket", s.Register(0, udp), fmt.Sprintf("register af_xdp socket fd %d for queue 0: ", udp)},
 		{"unregister out of range", s.Unregister(300), "queue 300 out of range"},
-		{"icmp flow", s.AddFlow(Flow{Proto: syscall.IPPROTO_ICMP, DstPort: 7}), "protocol must be UDP (17) or TCP (6)"},
+		{"icmp flow", s.AddFlow(Flow{Proto: syscall.IPPROTO_ICMP, DstPort: 7}, FlowOptions{}), "protocol must be UDP (17) or TCP (6)"},
 		{"negative drop share", s.SetDropPercent(-1), "invalid drop percentage -1: want 0 to 100"},
 		{"drop share above 100", s.SetDropPercent(101), "invalid drop percentage 101: want 0 to 100"},
 	} {
@@ -178,7 +178,7 @@ func TestSteeringDrop(t *testing.T) {
 	if err := s.Register(0, xsk.fd); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.AddFlow(Flow{Proto: syscall.IPPROTO_UDP, DstPort: probePort}); err != nil {
+	if err := s.AddFlow(Flow{Proto: syscall.IPPROTO_UDP, DstPort: probePort}, FlowOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	host, hostOther := steerUDPSocket(t, false, probePort), steerUDPSocket(t, false, otherPort)
@@ -271,6 +271,60 @@ func TestSteeringDrop(t *testing.T) {
 	}
 	if err := s.SetDropPercent(10); err == nil || !strings.Contains(err.Error(), "closed") {
 		t.Errorf("SetDropPercent after Close: %v, want a closed error", err)
+	}
+}
+
+// TestSteeringFlowWithoutMetadata checks FlowOptions.NoMetadata: the flow's
+// probes are still redirected, with nothing written in front of them and no
+// metadata failure counted; adding the flow again with metadata brings it
+// back for the next probe.
+func TestSteeringFlowWithoutMetadata(t *testing.T) {
+	tb := newSteerBed(t)
+	const probePort = 4200
+	s, err := AttachSteering(SteerOptions{Ifindex: tb.IfindexA, Mode: SteerModeDriver})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	xsk := newSteerXSK(t, tb.IfindexA)
+	if err := s.Register(0, xsk.fd); err != nil {
+		t.Fatal(err)
+	}
+	flow := Flow{Proto: syscall.IPPROTO_UDP, DstPort: probePort}
+	var peer int
+	bedtest.In(t, tb, nsbed.B, func() { peer = steerUDPSocket(t, false, 0) })
+	probe := func(seq uint64) (meta []byte) {
+		t.Helper()
+		if err := unix.Sendto(peer, steerProbe(seq), 0, steerSockaddr(tb.AddrA4, probePort)); err != nil {
+			t.Fatal(err)
+		}
+		_, meta, ok := xsk.receive(2 * time.Second)
+		if !ok {
+			t.Fatalf("probe %d did not reach the AF_XDP socket", seq)
+		}
+		return meta
+	}
+
+	if err := s.AddFlow(flow, FlowOptions{NoMetadata: true}); err != nil {
+		t.Fatal(err)
+	}
+	for seq := range uint64(3) {
+		if m, ok := ParseSteerMeta(probe(seq)); ok {
+			t.Errorf("probe %d of a flow without metadata has metadata %+v", seq, m)
+		}
+	}
+	if err := s.AddFlow(flow, FlowOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if m, ok := ParseSteerMeta(probe(3)); !ok || m.XDPTAI == 0 {
+		t.Errorf("probe after adding the flow with metadata: metadata %+v, valid %v", m, ok)
+	}
+	st, err := s.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Redirected != 4 || st.MetaFailed != 0 {
+		t.Errorf("stats %+v, want Redirected 4, MetaFailed 0", st)
 	}
 }
 
@@ -608,7 +662,7 @@ func testSteeringRedirects(t *testing.T, opts SteerOptions) {
 		{IPv6: true, Proto: syscall.IPPROTO_UDP, DstPort: probePort},
 		{Proto: syscall.IPPROTO_TCP, DstPort: tcpPort},
 	} {
-		if err := s.AddFlow(f); err != nil {
+		if err := s.AddFlow(f, FlowOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}

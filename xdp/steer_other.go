@@ -21,7 +21,7 @@ func (*Steering) Mode() string                       { return "" }
 func (*Steering) Fallback() string                   { return "" }
 func (*Steering) HardwareRX() bool                   { return false }
 func (*Steering) ProgramID() (ebpf.ProgramID, error) { return 0, errSteeringUnsupported }
-func (*Steering) AddFlow(Flow) error                 { return errSteeringUnsupported }
+func (*Steering) AddFlow(Flow, FlowOptions) error    { return errSteeringUnsupported }
 func (*Steering) RemoveFlow(Flow) error              { return errSteeringUnsupported }
 func (*Steering) Register(queue, xskFD int) error    { return errSteeringUnsupported }
 func (*Steering) Unregister(queue int) error         { return errSteeringUnsupported }

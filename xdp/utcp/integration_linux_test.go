@@ -314,7 +314,7 @@ func TestKernelPeer(t *testing.T) {
 	if err := steer.Register(0, sock.FD()); err != nil {
 		t.Fatal(err)
 	}
-	if err := steer.AddFlow(xdp.Flow{Proto: syscall.IPPROTO_TCP, DstPort: localPort}); err != nil {
+	if err := steer.AddFlow(xdp.Flow{Proto: syscall.IPPROTO_TCP, DstPort: localPort}, xdp.FlowOptions{}); err != nil {
 		t.Fatal(err)
 	}
 
