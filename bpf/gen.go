@@ -7,4 +7,4 @@
 // which needs clang-19 and libbpf-dev.
 package bpf
 
-//go:generate go tool bpf2go -cc clang-19 -cflags "-O2 -g -Wall -Werror" -target bpfel -type meta -type flow -type stats -type settings Steer steer.c -- -I/usr/include/x86_64-linux-gnu
+//go:generate go tool bpf2go -cc clang-19 -cflags "-O2 -g -Wall -Werror" -target bpfel -type meta -type stats -type settings Steer steer.c -- -I/usr/include/x86_64-linux-gnu

@@ -13,17 +13,14 @@ import (
 	"github.com/cilium/ebpf"
 )
 
-type SteerFlow struct {
-	_         structs.HostLayout
-	IpVersion uint8
-	Proto     uint8
-	DstPort   uint16
-}
-
 type SteerFlowFlags uint32
 
 const (
-	SteerFlowFlagsFLOW_METADATA SteerFlowFlags = 1
+	SteerFlowFlagsFLOW_LIVE      SteerFlowFlags = 1
+	SteerFlowFlagsFLOW_METADATA  SteerFlowFlags = 2
+	SteerFlowFlagsFLOW_BITS      SteerFlowFlags = 2
+	SteerFlowFlagsFLOWS_PER_WORD SteerFlowFlags = 32
+	SteerFlowFlagsFLOW_WORDS     SteerFlowFlags = 8192
 )
 
 type SteerMeta struct {

@@ -27,7 +27,7 @@ func TestSteerSpec(t *testing.T) {
 		key, value, max uint32
 	}{
 		{specs.Xsks, ebpf.XSKMap, 4, 4, 256},
-		{specs.Flows, ebpf.Hash, uint32(unsafe.Sizeof(SteerFlow{})), 4, 1024},
+		{specs.Flows, ebpf.Array, 4, 8, uint32(SteerFlowFlagsFLOW_WORDS)},
 		{specs.Counters, ebpf.PerCPUArray, 4, uint32(unsafe.Sizeof(SteerStats{})), 1},
 		{specs.Config, ebpf.Array, 4, uint32(unsafe.Sizeof(SteerSettings{})), 1},
 	}
@@ -42,7 +42,9 @@ func TestSteerSpec(t *testing.T) {
 	if size := unsafe.Sizeof(SteerStats{}); size != 6*8 {
 		t.Errorf("struct stats has %d bytes, want 48", size)
 	}
-	if size := unsafe.Sizeof(SteerFlow{}); size != 4 {
-		t.Errorf("struct flow has %d bytes, want 4", size)
+	// Every flow (2 IP versions x 2 protocols x 65536 ports) has its bits.
+	if SteerFlowFlagsFLOW_WORDS*SteerFlowFlagsFLOWS_PER_WORD != 4<<16 || SteerFlowFlagsFLOWS_PER_WORD*SteerFlowFlagsFLOW_BITS != 64 {
+		t.Errorf("flows map: %d words of %d flows of %d bits, want 2^18 flows in 64-bit words",
+			SteerFlowFlagsFLOW_WORDS, SteerFlowFlagsFLOWS_PER_WORD, SteerFlowFlagsFLOW_BITS)
 	}
 }

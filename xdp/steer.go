@@ -80,13 +80,24 @@ func (f Flow) validate() error {
 	return nil
 }
 
-// key returns the flow's key in the program's flows map.
-func (f Flow) key() bpf.SteerFlow {
-	k := bpf.SteerFlow{IpVersion: 4, Proto: f.Proto, DstPort: f.DstPort}
-	if f.IPv6 {
-		k.IpVersion = 6
+// Layout of the program's flows map (see flow_lookup in bpf/steer.c).
+const (
+	flowBits     = uint32(bpf.SteerFlowFlagsFLOW_BITS)
+	flowsPerWord = uint32(bpf.SteerFlowFlagsFLOWS_PER_WORD)
+	flowMask     = uint64(1)<<flowBits - 1
+)
+
+// slot returns the word of the program's flows map that holds the flow's
+// flags, and their bit offset in it.
+func (f Flow) slot() (word uint32, shift uint32) {
+	slot := uint32(f.DstPort)
+	if f.Proto == syscall.IPPROTO_TCP {
+		slot |= 1 << 16
 	}
-	return k
+	if f.IPv6 {
+		slot |= 2 << 16
+	}
+	return slot / flowsPerWord, slot % flowsPerWord * flowBits
 }
 
 // SteerStats are the steering program's counters, summed over CPUs since the

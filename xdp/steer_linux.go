@@ -225,14 +225,27 @@ func (s *Steering) AddFlow(f Flow, o FlowOptions) error {
 	if s.program == nil {
 		return fmt.Errorf("add steering flow %v: %w", f, errSteeringClosed)
 	}
-	flags := bpf.SteerFlowFlagsFLOW_METADATA
+	flags := bpf.SteerFlowFlagsFLOW_LIVE | bpf.SteerFlowFlagsFLOW_METADATA
 	if o.NoMetadata {
-		flags = 0
+		flags = bpf.SteerFlowFlagsFLOW_LIVE
 	}
-	if err := s.maps.Flows.Put(f.key(), uint32(flags)); err != nil {
+	if err := s.setFlowFlags(f, uint64(flags)); err != nil {
 		return fmt.Errorf("add steering flow %v: %w", f, err)
 	}
 	return nil
+}
+
+// setFlowFlags writes f's flags into its word of the flows map, keeping the
+// other flows' bits. The caller holds s.mu, so no other update of the word
+// can interleave; the program reads the word with one load.
+func (s *Steering) setFlowFlags(f Flow, flags uint64) error {
+	word, shift := f.slot()
+	var bits uint64
+	if err := s.maps.Flows.Lookup(word, &bits); err != nil {
+		return err
+	}
+	bits = bits&^(flowMask<<shift) | flags<<shift
+	return s.maps.Flows.Put(word, bits)
 }
 
 // RemoveFlow stops redirecting f's packets. Removing a flow that is not live
@@ -243,7 +256,7 @@ func (s *Steering) RemoveFlow(f Flow) error {
 	if s.program == nil {
 		return fmt.Errorf("remove steering flow %v: %w", f, errSteeringClosed)
 	}
-	if err := s.maps.Flows.Delete(f.key()); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+	if err := s.setFlowFlags(f, 0); err != nil {
 		return fmt.Errorf("remove steering flow %v: %w", f, err)
 	}
 	return nil

@@ -319,12 +319,38 @@ func TestSteeringFlowWithoutMetadata(t *testing.T) {
 	if m, ok := ParseSteerMeta(probe(3)); !ok || m.XDPTAI == 0 {
 		t.Errorf("probe after adding the flow with metadata: metadata %+v, valid %v", m, ok)
 	}
+
+	// Flows share the words of the flows map: adding and removing a
+	// neighbour leaves this flow as it was.
+	neighbour := Flow{Proto: syscall.IPPROTO_UDP, DstPort: probePort + 1}
+	word, _ := flow.slot()
+	if w, _ := neighbour.slot(); w != word {
+		t.Fatalf("flows on ports %d and %d in words %d and %d: the test needs one word", probePort, probePort+1, word, w)
+	}
+	if err := s.AddFlow(neighbour, FlowOptions{NoMetadata: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RemoveFlow(neighbour); err != nil {
+		t.Fatal(err)
+	}
+	if m, ok := ParseSteerMeta(probe(4)); !ok || m.XDPTAI == 0 {
+		t.Errorf("probe after a neighbour flow came and went: metadata %+v, valid %v", m, ok)
+	}
+	if err := s.RemoveFlow(flow); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Sendto(peer, steerProbe(5), 0, steerSockaddr(tb.AddrA4, probePort)); err != nil {
+		t.Fatal(err)
+	}
+	if f, _, ok := xsk.receive(100 * time.Millisecond); ok {
+		t.Errorf("probe of a removed flow reached the AF_XDP socket: %x", f)
+	}
 	st, err := s.Stats()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Redirected != 4 || st.MetaFailed != 0 {
-		t.Errorf("stats %+v, want Redirected 4, MetaFailed 0", st)
+	if st.Redirected != 5 || st.MetaFailed != 0 || st.Passed == 0 {
+		t.Errorf("stats %+v, want Redirected 5, MetaFailed 0, the removed flow's probe passed", st)
 	}
 }
 

@@ -67,8 +67,24 @@ func TestFlowValidate(t *testing.T) {
 			t.Errorf("%+v.validate() = %v, want %q", tt.f, err, tt.wantErr)
 		}
 	}
-	if k := (Flow{IPv6: true, Proto: syscall.IPPROTO_UDP, DstPort: 4000}).key(); k.IpVersion != 6 || k.Proto != 17 || k.DstPort != 4000 {
-		t.Errorf("unexpected flow key %+v", k)
+}
+
+// TestFlowSlot pins the flows map layout flow_lookup in bpf/steer.c reads:
+// slot (IPv6 ? 2 : 0) << 16 | (TCP ? 1 : 0) << 16 | port, 2 bits each.
+func TestFlowSlot(t *testing.T) {
+	for _, tt := range []struct {
+		f           Flow
+		word, shift uint32
+	}{
+		{Flow{Proto: syscall.IPPROTO_UDP, DstPort: 1}, 0, 2},
+		{Flow{Proto: syscall.IPPROTO_UDP, DstPort: 33}, 1, 2},
+		{Flow{Proto: syscall.IPPROTO_TCP, DstPort: 0xffff}, (1<<16 | 0xffff) / 32, 62},
+		{Flow{IPv6: true, Proto: syscall.IPPROTO_UDP, DstPort: 4000}, (2<<16 + 4000) / 32, 4000 % 32 * 2},
+		{Flow{IPv6: true, Proto: syscall.IPPROTO_TCP, DstPort: 0xffff}, 8191, 62},
+	} {
+		if word, shift := tt.f.slot(); word != tt.word || shift != tt.shift {
+			t.Errorf("%v: slot word %d shift %d, want %d %d", tt.f, word, shift, tt.word, tt.shift)
+		}
 	}
 }
 
