@@ -163,12 +163,10 @@ func steerCheckMisuse(t *testing.T, s *Steering) {
 	t.Logf("fresh program stats %+v", st)
 }
 
-// TestSteeringDrop checks the emulated loss: the share set with
-// SetDropPercent of live probe-flow frames is dropped and counted, nothing
-// else is touched.
-func TestSteeringDrop(t *testing.T) {
-	tb := newSteerBed(t)
-	const probePort, otherPort = 4100, 4101
+// attachSteeringWithXSK attaches the steering program in driver mode to the
+// test host's interface and registers a fresh AF_XDP socket for queue 0.
+func attachSteeringWithXSK(t *testing.T, tb *nsbed.Testbed) (*Steering, *steerXSK) {
+	t.Helper()
 	s, err := AttachSteering(SteerOptions{Ifindex: tb.IfindexA, Mode: SteerModeDriver})
 	if err != nil {
 		t.Fatal(err)
@@ -178,6 +176,16 @@ func TestSteeringDrop(t *testing.T) {
 	if err := s.Register(0, xsk.fd); err != nil {
 		t.Fatal(err)
 	}
+	return s, xsk
+}
+
+// TestSteeringDrop checks the emulated loss: the share set with
+// SetDropPercent of live probe-flow frames is dropped and counted, nothing
+// else is touched.
+func TestSteeringDrop(t *testing.T) {
+	tb := newSteerBed(t)
+	const probePort, otherPort = 4100, 4101
+	s, xsk := attachSteeringWithXSK(t, tb)
 	if err := s.AddFlow(Flow{Proto: syscall.IPPROTO_UDP, DstPort: probePort}, FlowOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -281,15 +289,7 @@ func TestSteeringDrop(t *testing.T) {
 func TestSteeringFlowWithoutMetadata(t *testing.T) {
 	tb := newSteerBed(t)
 	const probePort = 4200
-	s, err := AttachSteering(SteerOptions{Ifindex: tb.IfindexA, Mode: SteerModeDriver})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	xsk := newSteerXSK(t, tb.IfindexA)
-	if err := s.Register(0, xsk.fd); err != nil {
-		t.Fatal(err)
-	}
+	s, xsk := attachSteeringWithXSK(t, tb)
 	flow := Flow{Proto: syscall.IPPROTO_UDP, DstPort: probePort}
 	var peer int
 	bedtest.In(t, tb, nsbed.B, func() { peer = steerUDPSocket(t, false, 0) })
