@@ -4,8 +4,9 @@
 //
 // It redirects only the probe flow of live sessions to the AF_XDP socket bound
 // to the receiving queue and passes every other frame to the kernel untouched
-// (control channel, ARP/ND, ICMP, SSH...). A redirected frame carries a
-// struct meta in the XDP metadata area just in front of it.
+// (control channel, ARP/ND, ICMP, SSH...). A redirected frame of a flow with
+// FLOW_METADATA carries a struct meta in the XDP metadata area just in front
+// of it; flows of sessions that take no stamps get none.
 //
 // Two variants share one object and one set of maps:
 //   steer_hw  device-bound (BPF_F_XDP_DEV_BOUND_ONLY), driver mode only; reads
