@@ -8,7 +8,7 @@ LDFLAGS := -X github.com/stackgap/stackgap/internal/version.Version=$(VERSION) \
 BIN := bin
 # Tests of different packages create their own test hosts; two at a time on two cores.
 TESTFLAGS ?= -p 2 -timeout 20m
-BENCH_DURATION ?= 3s
+BENCH_DURATION ?= 2s
 
 .PHONY: all build test test-short demo bench lint generate check-generate clean
 

@@ -31,9 +31,9 @@ const benchPrefix = "sgbench"
 
 // Flags of BenchmarkStackgapVsSockperf (after -args).
 var (
-	flagDuration = flag.Duration("duration", 3*time.Second,
+	flagDuration = flag.Duration("duration", 2*time.Second,
 		"sockperf's -t, rounded to whole seconds (at least 1 s); stackgap measures for sockperf's measured window of the same round")
-	flagRounds     = flag.Int("rounds", 6, "alternations [sockperf, stackgap plain, stackgap stamped] per wait strategy and transport")
+	flagRounds     = flag.Int("rounds", 9, "alternations [sockperf, stackgap plain, stackgap stamped] per wait strategy and transport")
 	flagSize       = flag.Int("size", 64, "UDP payload / TCP message size in bytes, for both tools")
 	flagWarmup     = flag.Uint("warmup", 10000, "stackgap warm-up probes (sockperf warms up for 400 ms of its own)")
 	flagWaits      = flag.String("waits", "block,spin", "wait strategies to compare")
