@@ -191,6 +191,13 @@ type probeRecord struct {
 // on the calling goroutine locked to its thread.
 func pathPingPong(t testing.TB, conn bench.Conn, n int) []probeRecord {
 	t.Helper()
+	return pathPingPongWithin(t, conn, n, 2*time.Second)
+}
+
+// pathPingPongWithin is pathPingPong with each probe's reply allowed to take
+// up to perProbe.
+func pathPingPongWithin(t testing.TB, conn bench.Conn, n int, perProbe time.Duration) []probeRecord {
+	t.Helper()
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	const token = 0x5eed
@@ -214,7 +221,7 @@ func pathPingPong(t testing.TB, conn bench.Conn, n int) []probeRecord {
 			t.Fatalf("send probe %d: %v", seq, err)
 		}
 		recs[seq].userTx = userTx
-		deadline := time.Now().Add(2 * time.Second)
+		deadline := time.Now().Add(perProbe)
 		for recs[seq].replies == 0 {
 			m, rx, err := conn.Recv(buf, deadline)
 			if err != nil {

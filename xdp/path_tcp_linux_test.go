@@ -350,7 +350,11 @@ func TestPathTCPDrop(t *testing.T) {
 	tb := bedtest.New(t, nsbed.Options{})
 	_, refl, sender := tcpPair(t, tb, NewPath(PathOptions{}), NewPath(PathOptions{DropPercent: 10}), false, bench.WaitPoll)
 	rr := startTCPReflector(refl)
-	recs := pathPingPong(t, sender, n)
+	// A segment dropped k times in a row is retransmitted after 200 ms
+	// (MinRTO) doubled each time: 200 ms x (2^k - 1) in all. 13 s covers
+	// six drops in a row, which at 10 % happen once in 10^6 probes; 2 s
+	// covered only three and failed about one run in 70.
+	recs := pathPingPongWithin(t, sender, n, 13*time.Second)
 	drainTxStamps(t, sender, recs)
 	checkXDPSender(t, recs)
 	sc := sender.(bench.Reporter).Counters()
