@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/stackgap/stackgap/internal/testbed"
+	"github.com/stackgap/stackgap/internal/testbed/bedtest"
 	"github.com/stackgap/stackgap/internal/testutil"
 )
 
@@ -217,17 +218,8 @@ func testRealClock(t *testing.T, index int) {
 
 // veth has no PHC: PHCIndex says so with ErrNoPHC and a readable message.
 func TestPHCIndexVeth(t *testing.T) {
-	testutil.RequireRoot(t)
-	tb, err := testbed.New(testbed.Options{Prefix: testPrefix})
-	if err != nil {
-		t.Fatalf("testbed: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := tb.Close(); err != nil {
-			t.Errorf("close testbed: %v", err)
-		}
-	})
-	err = tb.Do(testbed.A, func() error {
+	tb := bedtest.New(t, testbed.Options{Prefix: testPrefix})
+	err := tb.Do(testbed.A, func() error {
 		index, err := PHCIndex(tb.IfaceA)
 		if !errors.Is(err, ErrNoPHC) || index != -1 {
 			t.Errorf("PHCIndex(%s) = %d, %v; want -1, ErrNoPHC", tb.IfaceA, index, err)
