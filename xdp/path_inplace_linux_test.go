@@ -3,7 +3,6 @@ package xdp
 import (
 	"errors"
 	"fmt"
-	"net/netip"
 	"runtime"
 	"strings"
 	"sync/atomic"
@@ -93,8 +92,7 @@ func TestPathReflectInPlace(t *testing.T) {
 	tb := bedtest.New(t, nsbed.Options{})
 	path := NewPath(PathOptions{})
 	spec := udpSpec(bench.WaitSpin)
-	ln, refl := listenIn(t, tb, nsbed.B, path, bench.ListenSpec{ConnSpec: spec, Local: netip.AddrPortFrom(tb.AddrB4, 0)})
-	sender := dialIn(t, tb, nsbed.A, path, bench.DialSpec{ConnSpec: spec, Local: tb.AddrA4, Remote: netip.AddrPortFrom(tb.AddrB4, ln.Port())})
+	_, refl, sender := udpPair(t, tb, path, path, spec)
 	inPlace, ok := refl.(bench.InPlaceConn)
 	if !ok {
 		t.Fatalf("%T does not implement bench.InPlaceConn", refl)
@@ -204,8 +202,7 @@ func TestPathReflectInPlaceBatches(t *testing.T) {
 	tb := bedtest.New(t, nsbed.Options{})
 	path := NewPath(PathOptions{})
 	spec := udpSpec(bench.WaitSpin)
-	ln, refl := listenIn(t, tb, nsbed.B, path, bench.ListenSpec{ConnSpec: spec, Local: netip.AddrPortFrom(tb.AddrB4, 0)})
-	sender := dialIn(t, tb, nsbed.A, path, bench.DialSpec{ConnSpec: spec, Local: tb.AddrA4, Remote: netip.AddrPortFrom(tb.AddrB4, ln.Port())})
+	_, refl, sender := udpPair(t, tb, path, path, spec)
 	const bursts, burst = 20, 100
 	probe := make([]byte, pathProbeSize)
 	buf := make([]byte, bench.MaxProbeSize)
