@@ -31,25 +31,16 @@ func allowedCPUs(t *testing.T) []int {
 func TestPinEachAllowedCPU(t *testing.T) {
 	for _, cpu := range allowedCPUs(t) {
 		t.Run(fmt.Sprint(cpu), func(t *testing.T) {
-			done := make(chan error, 1)
-			go func() {
-				restore, err := Pin(cpu)
-				if err != nil {
-					done <- err
-					return
-				}
+			err := runPinned(cpu, func() error {
 				var before unix.CPUSet
 				_ = unix.SchedGetaffinity(0, &before)
 				runtime.Gosched() // a locked goroutine stays on its thread, which stays on cpu
-				got := Current()
-				restore()
-				if got != cpu || before.Count() != 1 || !before.IsSet(cpu) {
-					done <- fmt.Errorf("pinned to %d: running on %d with mask of %d cpus", cpu, got, before.Count())
-					return
+				if got := Current(); got != cpu || before.Count() != 1 || !before.IsSet(cpu) {
+					return fmt.Errorf("pinned to %d: running on %d with mask of %d cpus", cpu, got, before.Count())
 				}
-				done <- nil
-			}()
-			if err := <-done; err != nil {
+				return nil
+			})
+			if err != nil {
 				t.Fatal(err)
 			}
 		})
@@ -197,19 +188,11 @@ func TestYielderLetsOthersRun(t *testing.T) {
 			}
 		}
 	}()
-	done := make(chan error, 1)
-	go func() {
-		restore, err := Pin(cpu)
-		if err != nil {
-			done <- err
-			return
-		}
-		defer restore()
+	err := runPinned(cpu, func() error {
 		y := NewYielder(time.Millisecond)
 		tid := unix.Gettid()
 		if !y.Yield(0) || y.Yield(1) {
-			done <- fmt.Errorf("Yield(0) then Yield(1) within the interval: want true, false")
-			return
+			return fmt.Errorf("Yield(0) then Yield(1) within the interval: want true, false")
 		}
 		start := time.Now()
 		before := ticks.Load()
@@ -222,18 +205,33 @@ func TestYielderLetsOthersRun(t *testing.T) {
 		case uint64(ticks.Load()-before) < y.Yields()/2:
 			// Without the yields, only sysmon's preemption every 10-20 ms
 			// would let the other goroutine run.
-			done <- fmt.Errorf("the other goroutine ran %d times during %d yields", ticks.Load()-before, y.Yields())
+			return fmt.Errorf("the other goroutine ran %d times during %d yields", ticks.Load()-before, y.Yields())
 		case y.Yields() < 10:
-			done <- fmt.Errorf("%d yields in 50 ms at 1 ms intervals", y.Yields())
+			return fmt.Errorf("%d yields in 50 ms at 1 ms intervals", y.Yields())
 		case mask.Count() != 1 || !mask.IsSet(cpu):
-			done <- fmt.Errorf("after yields the thread's mask has %d cpus, want only %d", mask.Count(), cpu)
+			return fmt.Errorf("after yields the thread's mask has %d cpus, want only %d", mask.Count(), cpu)
 		case y.Moves() == 0 && unix.Gettid() != tid:
-			done <- fmt.Errorf("thread changed from %d to %d without a counted move", tid, unix.Gettid())
-		default:
-			done <- nil
+			return fmt.Errorf("thread changed from %d to %d without a counted move", tid, unix.Gettid())
 		}
-	}()
-	if err := <-done; err != nil {
+		return nil
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// runPinned runs fn on a new goroutine pinned to cpu (Pin), restores the
+// thread afterwards and returns Pin's or fn's error.
+func runPinned(cpu int, fn func() error) error {
+	done := make(chan error, 1)
+	go func() {
+		restore, err := Pin(cpu)
+		if err != nil {
+			done <- err
+			return
+		}
+		defer restore()
+		done <- fn()
+	}()
+	return <-done
 }
