@@ -227,7 +227,7 @@ func (c *udpConn) kickBatch() error {
 	if err := c.s.sock.Kick(); err != nil {
 		return fmt.Errorf("send: %w", err)
 	}
-	return nil
+	return c.s.unstall()
 }
 
 // release recycles a frame still lent out by RecvInPlace.
@@ -426,15 +426,23 @@ func (s *session) transmitAt(addr uint64, n int, stamp bool, userTx int64, kick 
 	}
 	s.sends++
 	s.counters.TxFrames++
-	if kick && s.sock.TxStalled() {
-		// The kernel's completion ring is full (nobody drained it since):
-		// drain it, keeping the stamps, and Complete kicks the frame out;
-		// left alone it would wait for whatever drains the ring next.
-		if rerr := s.reap(); rerr != nil {
+	if kick {
+		if rerr := s.unstall(); rerr != nil {
 			s.counters.TxErrors++
 		}
 	}
 	return userTx, nil
+}
+
+// unstall drains the completion ring when the last kick made no progress
+// because the ring was full (nobody drained it since), keeping the stamps;
+// Complete then kicks the waiting frames out. Left alone they would wait for
+// whatever drains the ring next. Call it after every kick.
+func (s *session) unstall() error {
+	if !s.sock.TxStalled() {
+		return nil
+	}
+	return s.reap()
 }
 
 // reap drains the completion ring: it keeps each frame's stamp for

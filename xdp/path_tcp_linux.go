@@ -347,10 +347,8 @@ func (c *tcpConn) flush() error {
 			err = ferr
 		}
 	}
-	if queued > 0 && s.sock.TxStalled() {
-		// The completion ring is full: drain it now, as the UDP path
-		// does (see transmitAt), or the batch waits for the next drain.
-		if rerr := s.reap(); rerr != nil && err == nil {
+	if queued > 0 {
+		if rerr := s.unstall(); rerr != nil && err == nil {
 			err = rerr
 		}
 	}
