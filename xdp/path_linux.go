@@ -408,6 +408,8 @@ func openSession(o PathOptions, link netlink.Link, local netip.AddrPort, spec be
 		Mode:      o.Mode,
 		NumFrames: o.NumFrames,
 		FrameSize: o.FrameSize,
+		// The session reads the steering metadata only when it takes stamps.
+		RxMetadata: spec.Timestamping,
 	}
 	if spec.BusyPoll > 0 {
 		sockOpts.BusyPoll = BusyPoll{Prefer: true, Timeout: spec.BusyPoll}

@@ -111,6 +111,10 @@ type Options struct {
 	NoTxMetadata bool
 	// BusyPoll sets socket busy-poll options before bind (optional).
 	BusyPoll BusyPoll
+	// RxMetadata says the caller reads the XDP program's metadata in front
+	// of received frames (MetadataBefore): Receive then prefetches that
+	// cache line of the next frame too. Default false.
+	RxMetadata bool
 }
 
 func (o Options) withDefaults() Options {

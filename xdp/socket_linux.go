@@ -54,6 +54,10 @@ type Socket struct {
 	rx   consumerRing[Desc]
 	tx   producerRing[Desc]
 
+	// prefetchMeta: Receive prefetches the metadata line of the next
+	// frame too (Options.RxMetadata).
+	prefetchMeta bool
+
 	alwaysKickRx bool // busy polling: every recvfrom runs the busy loop
 	// txStalled: the last kick left frames on the TX ring (the kernel made
 	// no progress: completion ring full); Complete kicks again once it has
@@ -190,7 +194,7 @@ func openOnce(opts Options, info Info, umem []byte, bindFlags uint16) (_ *Socket
 	if err != nil {
 		return nil, fmt.Errorf("create af_xdp socket (needs CAP_NET_RAW): %w", os.NewSyscallError("socket", err))
 	}
-	s := &Socket{fd: fd, info: info, umem: umem}
+	s := &Socket{fd: fd, info: info, umem: umem, prefetchMeta: opts.RxMetadata}
 	defer func() {
 		if err != nil {
 			err = errors.Join(err, s.closeSocket())
@@ -643,7 +647,7 @@ func (s *Socket) prefetchNextRx() {
 		return
 	}
 	prefetch(unsafe.Pointer(&s.umem[addr]))
-	if addr&uint64(s.layout.chunkSize-1) > 0 {
+	if s.prefetchMeta && addr&uint64(s.layout.chunkSize-1) > 0 {
 		// The XDP program's metadata ends right before the frame.
 		prefetch(unsafe.Pointer(&s.umem[addr-1]))
 	}
