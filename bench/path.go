@@ -216,6 +216,17 @@ type SelectiveStamper interface {
 	SendStamped(probe []byte, stamp bool) (userTx int64, err error)
 }
 
+// StampedReplier is implemented by Conns to which a reflector hands the
+// reply's user-space TX stamp: its clock read taken when it was done with the
+// probe, which also ends the residence time. The Conn then reads no clock of
+// its own before the transmit call, so a reflection costs one clock read for
+// the probe's arrival and one for the reply. The kernel path implements it.
+type StampedReplier interface {
+	// ReplyStamped transmits probe like SendStamped, with userTx as its
+	// user-space TX stamp.
+	ReplyStamped(probe []byte, stamp bool, userTx int64) error
+}
+
 // InPlaceConn is implemented by Conns that can hand a reflector the received
 // probe where it lies and send it back from there, as a forwarding engine
 // does: no copy out, no copy back, no new buffer. The AF_XDP path's UDP Conn

@@ -53,6 +53,7 @@ func (l *reflectLoop) useStamps(set StampSet, start time.Time) {
 func (l *reflectLoop) loop(conn Conn, s *reflectSession) {
 	l.useStamps(declaredStamps(conn, l.p.Timestamping), time.Now())
 	stamper, _ := conn.(SelectiveStamper)
+	replier, _ := conn.(StampedReplier)
 	inPlace, _ := conn.(InPlaceConn)
 	buf := make([]byte, MaxProbeSize)
 	hardEnd, idle := s.hardEnd.UnixNano(), int64(l.idle)
@@ -133,6 +134,8 @@ func (l *reflectLoop) loop(conn Conn, s *reflectSession) {
 			// The residence's end is the reply's user TX stamp: one
 			// clock read less on the way back.
 			userTx, err = sendAt, inPlace.ReplyInPlace(stamped, sendAt)
+		} else if replier != nil {
+			userTx, err = sendAt, replier.ReplyStamped(b, stamped, sendAt)
 		} else if stamper != nil {
 			userTx, err = stamper.SendStamped(b, stamped)
 		} else {

@@ -165,7 +165,10 @@ func (c *Conn) Close() error {
 // Send transmits one probe asking for its TX stamps: SendStamped(probe, true).
 func (c *Conn) Send(probe []byte) (int64, error) { return c.SendStamped(probe, true) }
 
-var _ bench.SelectiveStamper = (*Conn)(nil)
+var (
+	_ bench.SelectiveStamper = (*Conn)(nil)
+	_ bench.StampedReplier   = (*Conn)(nil)
+)
 
 // SendStamped transmits one probe and returns CLOCK_REALTIME read right before
 // the send system call. UDP sends one datagram (to the connected peer, or for a
@@ -177,19 +180,35 @@ var _ bench.SelectiveStamper = (*Conn)(nil)
 // otherwise it is a plain sendto that leaves nothing on the error queue and
 // whose index no stamp will ever name.
 func (c *Conn) SendStamped(probe []byte, stamp bool) (int64, error) {
+	return c.send(probe, stamp, 0)
+}
+
+// ReplyStamped is SendStamped with userTx, the reflector's clock read taken
+// when it was done with the probe, as the user-space TX stamp: the Conn reads
+// no clock of its own (bench.StampedReplier).
+func (c *Conn) ReplyStamped(probe []byte, stamp bool, userTx int64) error {
+	_, err := c.send(probe, stamp, userTx)
+	return err
+}
+
+// send transmits probe; userTx 0 reads the clock right before the send call.
+func (c *Conn) send(probe []byte, stamp bool, userTx int64) (int64, error) {
 	if len(probe) == 0 {
 		return 0, errors.New("send: empty probe")
 	}
 	stamp = stamp && c.stamping
 	if c.framer != nil {
-		return c.sendStream(probe, stamp)
+		return c.sendStream(probe, stamp, userTx)
 	}
 	if !c.connected && c.peerLen == 0 {
 		return 0, errors.New("send: no peer yet (nothing received on this socket)")
 	}
+	given := userTx != 0
 	for {
 		var errno unix.Errno
-		userTx := c.clock.Now()
+		if !given {
+			userTx = c.clock.Now()
+		}
 		call := "sendto"
 		if stamp {
 			call = "sendmsg"
@@ -260,7 +279,7 @@ func (c *Conn) sendmsg(p []byte, flags int, control []byte) (int, unix.Errno) {
 	return int(n), errno
 }
 
-func (c *Conn) sendStream(probe []byte, stamp bool) (int64, error) {
+func (c *Conn) sendStream(probe []byte, stamp bool, userTx int64) (int64, error) {
 	if c.broken != nil {
 		return 0, c.broken
 	}
@@ -268,7 +287,9 @@ func (c *Conn) sendStream(probe []byte, stamp bool) (int64, error) {
 	if stamp {
 		call = "sendmsg"
 	}
-	userTx := c.clock.Now()
+	if userTx == 0 {
+		userTx = c.clock.Now()
+	}
 	for off := 0; off < len(probe); {
 		var n int
 		var errno unix.Errno

@@ -257,7 +257,14 @@ func pingPongWith(t *testing.T, o Options, addr netip.Addr, n, stampEvery int, a
 				return
 			}
 			bench.MarkReply(buf[:m], uint32(rx.User-rx.Software), 0)
-			userTx, err := r.conn.SendStamped(buf[:m], r.tx.stamped(i))
+			var userTx int64
+			if i%2 == 1 {
+				// As the reflector loop does: its own clock read, handed over.
+				userTx = r.conn.clock.Now()
+				err = r.conn.ReplyStamped(buf[:m], r.tx.stamped(i), userTx)
+			} else {
+				userTx, err = r.conn.SendStamped(buf[:m], r.tx.stamped(i))
+			}
 			if err != nil {
 				r.err = fmt.Errorf("reflector: reply %d: %w", i, err)
 				return

@@ -1,6 +1,6 @@
 // Package kernelpath is the kernel socket path: it carries probes over
-// ordinary UDP and TCP sockets, IPv4 and IPv6, and implements bench.Conn and
-// bench.SelectiveStamper.
+// ordinary UDP and TCP sockets, IPv4 and IPv6, and implements bench.Conn,
+// bench.SelectiveStamper and bench.StampedReplier.
 //
 // It talks to the kernel with raw system calls (golang.org/x/sys/unix), not
 // through the Go netpoller: the caller runs one Conn on one locked OS thread,
@@ -19,8 +19,9 @@
 // sends to preempt it (the call then fails with EINTR and is retried).
 //
 // Stamps:
-//   - user space: CLOCK_REALTIME read just before the send call and just after
-//     the receive call returns, as a base wall time taken when the Conn opens
+//   - user space: CLOCK_REALTIME read just before the send call (for
+//     ReplyStamped, the reflector's own read when it was done with the probe)
+//     and just after the receive call returns, as a base wall time taken when the Conn opens
 //     plus the CLOCK_MONOTONIC time since (one vDSO read, where time.Now makes
 //     two; see internal/clock);
 //   - SO_TIMESTAMPING software stamps: RX_SOFTWARE on every receive; TX_SCHED

@@ -46,6 +46,9 @@ func (c *Conn) Send(probe []byte) (int64, error) { return 0, errUnsupported("sen
 func (c *Conn) SendStamped(probe []byte, stamp bool) (int64, error) {
 	return 0, errUnsupported("send")
 }
+func (c *Conn) ReplyStamped(probe []byte, stamp bool, userTx int64) error {
+	return errUnsupported("send")
+}
 func (c *Conn) Recv(buf []byte, deadline time.Time) (int, bench.RxStamps, error) {
 	return 0, bench.RxStamps{}, errUnsupported("receive")
 }
