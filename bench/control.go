@@ -131,6 +131,9 @@ type ReflectorReport struct {
 	CPU int `json:"cpu"`
 	// Notes are things the reflector wants the report to say (e.g. busy-poll inert).
 	Notes []string `json:"notes,omitempty"`
+	// UserClock is what counted the reflector's user stamps: "tsc" or "vdso"
+	// (see internal/clock).
+	UserClock string `json:"user_clock,omitempty"`
 }
 
 // ReflectStamp is one probe's reflector-side durations, sent over the control channel.

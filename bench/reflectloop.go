@@ -34,7 +34,7 @@ type reflectLoop struct {
 }
 
 func newReflectLoop(p SessionParams, idle time.Duration, start time.Time) *reflectLoop {
-	l := &reflectLoop{p: p, idle: idle, clock: clock.NewWall(), missing: map[string]uint64{}, rotated: start.UnixNano()}
+	l := &reflectLoop{p: p, idle: idle, clock: clock.ForSession(p.Timestamping), missing: map[string]uint64{}, rotated: start.UnixNano()}
 	l.residence = results.NewSeries("residence", results.HostReflector, results.SourceUser, "reflector application: user receive → user send", start)
 	l.series = []*results.Series{l.residence}
 	l.useStamps(StampSet{}, start)
@@ -219,6 +219,7 @@ func (l *reflectLoop) finish(conn Conn, rep *ReflectorReport) {
 	}
 	rep.Series = l.series
 	rep.Stamps = l.stamps
+	rep.UserClock = l.clock.Source()
 	if l.endReason != "" {
 		rep.Notes = append(rep.Notes, "session ended: "+l.endReason)
 	}

@@ -80,7 +80,7 @@ type sendLoop struct {
 func newSendLoop(o RunOptions, token uint32, start time.Time) *sendLoop {
 	l := &sendLoop{o: o, token: token, extra: map[string]uint64{}, missing: map[string]uint64{}, rotated: start.UnixNano(), cpu: -1}
 	l.warmupEnd = o.Warmup
-	l.clock = clock.NewWall()
+	l.clock = clock.ForSession(!o.NoTimestamps)
 	l.warmupUntil = start.Add(MaxWarmupTime).UnixNano()
 	l.probe = make([]byte, o.Size)
 	MarshalProbe(l.probe, token, 0)
@@ -407,6 +407,7 @@ func (l *sendLoop) result(index int, path, transport string, started time.Time, 
 		Index: index, Path: path, Transport: transport,
 		Started: started, Finished: finished, Counters: c,
 		SenderCPU: l.cpu, ReflectorCPU: rep.CPU,
+		UserClocks: results.UserClocks{Sender: l.clock.Source(), Reflector: rep.UserClock},
 	}
 	pd.Phase.Notes = append(append(pd.Phase.Notes, l.notes...), rep.Notes...)
 	return pd

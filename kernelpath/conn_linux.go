@@ -74,7 +74,7 @@ func newConn(fd, family int, o Options, connected bool) *Conn {
 		errQueue:  o.Timestamping,
 		stamping:  o.Timestamping,
 		keyBySend: o.Transport == UDP && scmTsOptID != 0,
-		clock:     clock.NewWall(),
+		clock:     clock.ForSession(o.Timestamping),
 	}
 	if o.Timestamping {
 		putControlU32(c.txControl[:], unix.SOL_SOCKET, unix.SO_TIMESTAMPING, uint32(txTimestampingFlags(o)))

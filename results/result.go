@@ -106,10 +106,23 @@ type Phase struct {
 	// SenderCPU and ReflectorCPU are the CPUs the measuring threads ran on (-1: unknown).
 	SenderCPU    int `json:"sender_cpu"`
 	ReflectorCPU int `json:"reflector_cpu"`
+	// UserClocks says what counted each host's user stamps.
+	UserClocks UserClocks `json:"user_clocks"`
 	// Notes are facts about the phase the reader must know (e.g. it was interrupted).
 	Notes []string `json:"notes,omitempty"`
 	// Histograms summarises every series of the phase (filled by WriteRun).
 	Histograms []Summary `json:"histograms"`
+}
+
+// UserClocks names, per host, what counted the time of its user stamps since
+// the session's CLOCK_REALTIME base: "vdso" (CLOCK_MONOTONIC through the
+// vDSO, in step with the kernel's stamps; sessions that take kernel stamps)
+// or "tsc" (the CPU's time stamp counter, calibrated against CLOCK_MONOTONIC;
+// sessions without kernel stamps, where every figure is a difference of two
+// user stamps). Empty when unknown (an echo peer, an older reflector).
+type UserClocks struct {
+	Sender    string `json:"sender,omitempty"`
+	Reflector string `json:"reflector,omitempty"`
 }
 
 // Counters are a phase's probe counters. Warm-up probes are counted apart and

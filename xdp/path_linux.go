@@ -380,7 +380,7 @@ const controlFrame = noSendIndex - 1
 func openSession(o PathOptions, link netlink.Link, local netip.AddrPort, spec bench.ConnSpec) (_ *session, err error) {
 	attrs := link.Attrs()
 	s := &session{
-		clock:     clock.NewWall(),
+		clock:     clock.ForSession(spec.Timestamping),
 		ifname:    attrs.Name,
 		ifindex:   attrs.Index,
 		mtu:       attrs.MTU,

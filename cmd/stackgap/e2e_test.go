@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -226,11 +227,54 @@ func TestRoundTrips(t *testing.T) {
 				if len(p.Histograms) != 10 {
 					t.Errorf("%s: %d histograms, want 10 (6 sender, 4 reflector)", want, len(p.Histograms))
 				}
+				if u := p.UserClocks; u.Sender != "vdso" || u.Reflector != "vdso" {
+					t.Errorf("%s: user clocks %+v, want vdso on both hosts (kernel stamps are taken)", want, u)
+				}
 			}
 			if _, err := results.LoadHlog(out); err != nil {
 				t.Errorf("hlog: %v", err)
 			}
 		})
+	}
+}
+
+// TestPlainRoundTrips: without kernel stamps each host counts its user stamps
+// with the TSC where the kernel keeps time with it, and the round trip and
+// residence come out whole and consistent.
+func TestPlainRoundTrips(t *testing.T) {
+	tb := newTestbed(t)
+	startReflector(t, tb)
+	wantClock := "vdso"
+	if cs, err := os.ReadFile("/sys/devices/system/clocksource/clocksource0/current_clocksource"); err == nil &&
+		strings.TrimSpace(string(cs)) == "tsc" && runtime.GOARCH == "amd64" {
+		wantClock = "tsc"
+	}
+	const count = 2000
+	out := filepath.Join(t.TempDir(), "run")
+	mustRun(t, tb, "run", "--peer", tb.AddrB4.String(), "--transport", "udp,tcp", "--count", strconv.Itoa(count),
+		"--warmup", "100", "--no-timestamps", "--out", out)
+	r, err := results.Load(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range r.Phases {
+		if c := p.Counters; c.Sent != count || c.Received != count || c.Lost != 0 {
+			t.Errorf("%s: counters %+v, want %d sent and received", p.Transport, c, count)
+		}
+		if u := p.UserClocks; u.Sender != wantClock || u.Reflector != wantClock {
+			t.Errorf("%s: user clocks %+v, want %s on both hosts", p.Transport, u, wantClock)
+		}
+		got := map[string]results.Summary{}
+		for _, h := range p.Histograms {
+			got[h.Host+"."+h.Name] = h
+		}
+		rtt, residence := got["sender.rtt"], got["reflector.residence"]
+		if len(got) != 3 || rtt.Count != count || residence.Count != count || got["sender.rtt_minus_residence"].Count != count {
+			t.Fatalf("%s: histograms %v, want rtt, rtt_minus_residence and residence of %d probes each", p.Transport, got, count)
+		}
+		if residence.P50 <= 0 || residence.P50 >= rtt.P50 {
+			t.Errorf("%s: residence p50 %d ns, round trip p50 %d ns: want 0 < residence < round trip", p.Transport, residence.P50, rtt.P50)
+		}
 	}
 }
 
