@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/stackgap/stackgap/internal/clock"
 	"github.com/stackgap/stackgap/internal/cpu"
 	"github.com/stackgap/stackgap/results"
 )
@@ -86,6 +87,9 @@ func NewReflector(o ReflectorOptions) (*Reflector, error) {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
+	// Sessions without kernel stamps count time with the TSC: calibrate it
+	// now rather than when the first of them starts.
+	clock.Calibrate()
 	return &Reflector{o: o, log: log, live: make(map[uint32]*reflectSession)}, nil
 }
 

@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/stackgap/stackgap/internal/clock"
 	"github.com/stackgap/stackgap/results"
 )
 
@@ -203,6 +204,9 @@ func Run(ctx context.Context, o RunOptions, paths map[string]Path, progress func
 	}
 	if progress == nil {
 		progress = func(string) {}
+	}
+	if o.NoTimestamps {
+		clock.Calibrate() // before the first phase starts its clock
 	}
 	var ctl sessionControl
 	var local netip.Addr

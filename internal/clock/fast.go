@@ -44,7 +44,7 @@ type tscAnchor struct {
 // so the kernel found the counter invariant and in step across CPUs), and
 // otherwise NewWall. The first call calibrates the counter (10 ms).
 func NewFast() Wall {
-	fast.once.Do(calibrateTSC)
+	Calibrate()
 	if fast.mult == 0 {
 		return NewWall()
 	}
@@ -55,6 +55,10 @@ func NewFast() Wall {
 	}
 	return Wall{baseNanos: fast.anchor.at.UnixNano(), baseTicks: fast.anchor.ticks, mult: fast.mult}
 }
+
+// Calibrate measures the TSC's rate if that is not done yet (10 ms), so that
+// the first NewFast of a process does not pay for it when a session starts.
+func Calibrate() { fast.once.Do(calibrateTSC) }
 
 // ForSession returns the clock for a session's user stamps: NewWall when the
 // session takes kernel stamps, which the user stamps are compared with, and
