@@ -262,7 +262,8 @@ func TestRunOptionsValidate(t *testing.T) {
 	}
 }
 
-// TestRunEchoPeer: a plain UDP echo server (no control channel) as the peer.
+// TestRunEchoPeer: plain UDP and TCP echo servers (no control channel) on
+// one port as the peer.
 func TestRunEchoPeer(t *testing.T) {
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
@@ -280,23 +281,60 @@ func TestRunEchoPeer(t *testing.T) {
 		}
 	}()
 	peer := pc.LocalAddr().(*net.UDPAddr).AddrPort()
-	rd, err := bench.Run(context.Background(), bench.RunOptions{Peer: peer, Echo: true, Transports: []string{"udp"},
+	ln, err := net.Listen("tcp", peer.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				// A read/write loop, not io.Copy, which would splice
+				// through a pipe that outlives the test.
+				defer c.Close()
+				buf := make([]byte, 2048)
+				for {
+					n, err := c.Read(buf)
+					if err != nil {
+						return
+					}
+					if _, err := c.Write(buf[:n]); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	rd, err := bench.Run(context.Background(), bench.RunOptions{Peer: peer, Echo: true, Transports: []string{"udp", "tcp"},
 		Count: 1000, Warmup: 10, CPU: -1, ReflectorCPU: -1}, paths(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := rd.Phases[0].Phase.Counters
-	if c.Sent != 1000 || c.Received != 1000 || c.Lost != 0 {
-		t.Fatalf("counters %+v", c)
+	if len(rd.Phases) != 2 {
+		t.Fatalf("%d phases, want udp and tcp", len(rd.Phases))
 	}
-	for _, s := range rd.Phases[0].Series {
-		if s.Host != "sender" {
-			t.Errorf("echo run has a %s series %s", s.Host, s.Name)
+	for _, pd := range rd.Phases {
+		c := pd.Phase.Counters
+		if c.Sent != 1000 || c.Received != 1000 || c.Lost != 0 {
+			t.Errorf("%s: counters %+v", pd.Phase.Transport, c)
 		}
-	}
-	o := bench.RunOptions{Peer: peer, Echo: true, Transports: []string{"tcp"}}
-	o.Defaults()
-	if err := o.Validate(paths()); err == nil || !strings.Contains(err.Error(), "udp only") {
-		t.Errorf("echo over tcp: %v", err)
+		// The sender's own series only: an echo peer reports no residence
+		// to subtract from the round trip.
+		rtts := uint64(0)
+		for _, s := range pd.Series {
+			if s.Host != "sender" || s.Name == "rtt_minus_residence" {
+				t.Errorf("%s: echo run has a series %s.%s", pd.Phase.Transport, s.Host, s.Name)
+			}
+			if s.Name == "rtt" || s.Name == "rtt.stamped" {
+				rtts += s.Count()
+			}
+		}
+		if rtts != 1000 {
+			t.Errorf("%s: %d round trips in rtt and rtt.stamped, want 1000", pd.Phase.Transport, rtts)
+		}
 	}
 }

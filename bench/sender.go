@@ -69,10 +69,11 @@ type RunOptions struct {
 	// KernelWithXDPPass measures paths that do not use XDP (the kernel path)
 	// behind an XDP program that passes every packet, on both hosts.
 	KernelWithXDPPass bool
-	// Echo sends to a plain UDP echo endpoint at Peer (one that returns each
-	// datagram with addresses and ports swapped, such as dpdk-testpmd in
-	// 5tswap mode) instead of a stackgap reflector: no control channel, no
-	// reflector stamps, and replies need not carry the reply flag.
+	// Echo sends to a plain echo endpoint at Peer instead of a stackgap
+	// reflector: over UDP one that returns each datagram with addresses and
+	// ports swapped (an RFC 862 echo service, dpdk-testpmd in 5tswap mode),
+	// over TCP one that writes back the bytes it reads. No control channel,
+	// no reflector stamps, and replies need not carry the reply flag.
 	Echo bool
 	// ConnectTimeout bounds connecting to the reflector (default 5 s).
 	ConnectTimeout time.Duration
@@ -165,9 +166,6 @@ func (o *RunOptions) Validate(paths map[string]Path) error {
 	for _, t := range o.Transports {
 		if t != "udp" && t != "tcp" {
 			return fmt.Errorf("unknown transport %q (udp or tcp)", t)
-		}
-		if o.Echo && t != "udp" {
-			return fmt.Errorf("an echo peer takes udp only, not %q", t)
 		}
 	}
 	if o.Echo && o.Secret != nil {
@@ -303,7 +301,6 @@ func runPhase(ctx context.Context, cl sessionControl, o RunOptions, path Path, t
 	}
 	started := time.Now()
 	sl := newSendLoop(o, token, started)
-	sl.echo = o.Echo
 	loopErr := make(chan error, 1)
 	var stop, reflectorEnded atomic.Bool
 	stopLoop := context.AfterFunc(ctx, func() { stop.Store(true) })

@@ -87,8 +87,13 @@ func newSendLoop(o RunOptions, token uint32, start time.Time) *sendLoop {
 	l.buf = make([]byte, MaxProbeSize)
 	l.start = start
 	l.rtt = results.NewSeries("rtt", results.HostSender, results.SourceUser, "round trip: user send → user receive", start)
-	l.rttNoRes = results.NewSeries("rtt_minus_residence", results.HostSender, results.SourceUser, "round trip less the reflector's residence: both stacks and the wire", start)
-	l.series = []*results.Series{l.rtt, l.rttNoRes}
+	l.series = []*results.Series{l.rtt}
+	l.echo = o.Echo
+	if !o.Echo {
+		// An echo peer reports no residence to subtract.
+		l.rttNoRes = results.NewSeries("rtt_minus_residence", results.HostSender, results.SourceUser, "round trip less the reflector's residence: both stacks and the wire", start)
+		l.series = append(l.series, l.rttNoRes)
+	}
 	if !o.NoTimestamps && o.StampEvery > 1 {
 		l.rttStamped = results.NewSeries("rtt.stamped", results.HostSender, results.SourceUser,
 			fmt.Sprintf("round trip of the stamped probes (1 in %d): rtt plus the cost of taking TX stamps on both hosts", o.StampEvery), start)
@@ -324,9 +329,12 @@ func (l *sendLoop) reply(b []byte, rx RxStamps) bool {
 		return true
 	}
 	l.rtt.Record(rtt)
-	if p.Flags&FlagReflectStamps != 0 {
+	switch {
+	case l.echo:
+		// No reflector stamps will come, in-band or over a control channel.
+	case p.Flags&FlagReflectStamps != 0:
 		l.recordNoResidence(rtt, p.ReflectResidence)
-	} else {
+	default:
 		i := p.Seq - l.warmupEnd
 		if i >= uint64(len(l.pendingRTT)) {
 			l.pendingRTT = append(l.pendingRTT, make([]uint32, int(i)+1-len(l.pendingRTT)+1024)...)

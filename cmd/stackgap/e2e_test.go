@@ -807,6 +807,84 @@ func xdpAttached(t *testing.T, tb *testbed.Testbed) [2]uint32 {
 // TestKernelAndXDPAlternate: kernel and AF_XDP phases alternate in one run;
 // every probe is counted once on both paths, the gap table is written, and
 // no XDP program stays attached afterwards.
+// TestEchoPeer: plain UDP and TCP echo services in the reflector's namespace
+// (no stackgap-reflect) answer the kernel path and the AF_XDP path, whose
+// TCP endpoint then talks to the peer's kernel TCP.
+func TestEchoPeer(t *testing.T) {
+	tb := newTestbed(t)
+	var pc net.PacketConn
+	var ln net.Listener
+	if err := tb.Do(testbed.B, func() error {
+		var err error
+		if ln, err = net.Listen("tcp4", net.JoinHostPort(tb.AddrB4.String(), "0")); err != nil {
+			return err
+		}
+		pc, err = net.ListenPacket("udp4", ln.Addr().String())
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close(); pc.Close() })
+	go func() {
+		buf := make([]byte, 2048)
+		for {
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			pc.WriteTo(buf[:n], from)
+		}
+	}()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				// A read/write loop, not io.Copy, which would splice
+				// through a pipe that outlives the test.
+				defer c.Close()
+				buf := make([]byte, 2048)
+				for {
+					n, err := c.Read(buf)
+					if err != nil {
+						return
+					}
+					if _, err := c.Write(buf[:n]); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	out := filepath.Join(t.TempDir(), "run")
+	mustRun(t, tb, "run", "--peer", ln.Addr().String(), "--echo", "--path", "kernel,xdp", "--transport", "udp,tcp",
+		"--count", "1000", "--warmup", "100", "--out", out)
+	r, err := results.Load(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var order []string
+	for _, p := range r.Phases {
+		order = append(order, p.Path+"/"+p.Transport)
+		if c := p.Counters; c.Sent != 1000 || c.Received != 1000 || c.Lost != 0 || c.Duplicated != 0 {
+			t.Errorf("%s/%s: counters %+v", p.Path, p.Transport, c)
+		}
+		for _, h := range p.Histograms {
+			if h.Host != "sender" || h.Name == "rtt_minus_residence" {
+				t.Errorf("%s/%s: echo run has a histogram %s.%s", p.Path, p.Transport, h.Host, h.Name)
+			}
+		}
+	}
+	if strings.Join(order, ",") != "kernel/udp,xdp/udp,kernel/tcp,xdp/tcp" {
+		t.Errorf("phases %v, want kernel and xdp for udp and tcp", order)
+	}
+	if ids := xdpAttached(t, tb); ids != [2]uint32{} {
+		t.Errorf("XDP programs left attached: %v", ids)
+	}
+}
+
 func TestKernelAndXDPAlternate(t *testing.T) {
 	tb := newTestbed(t)
 	startReflector(t, tb)

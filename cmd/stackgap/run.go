@@ -44,7 +44,7 @@ func runCmd(args []string) error {
 	secretFile := fs.String("secret-file", "", "shared secret `file` for the control channel (mode 0600)")
 	stampEvery := fs.Int("stamp-every", 2, "take TX stamps on both hosts for every `N`th probe; the round trip (rtt) is measured on the others (1: stamp every probe)")
 	noTimestamps := fs.Bool("no-timestamps", false, "turn kernel timestamping off (to measure what it costs)")
-	echo := fs.Bool("echo", false, "the peer is a plain UDP echo endpoint (e.g. dpdk-testpmd in 5tswap mode), not stackgap-reflect; its port defaults to 7")
+	echo := fs.Bool("echo", false, "the peer is a plain UDP or TCP echo endpoint (an RFC 862 echo service, dpdk-testpmd in 5tswap mode), not stackgap-reflect; its port defaults to 7")
 	xdpPass := fs.Bool("kernel-with-xdp-pass", false, "measure the kernel path behind an XDP program that passes every packet, on both hosts")
 	var xf paths.XDPFlags
 	xf.Register(fs)
