@@ -4,6 +4,8 @@ import (
 	"errors"
 	"net/netip"
 	"time"
+
+	"github.com/stackgap/stackgap/internal/clock"
 )
 
 // Every stamp handled by the engine is in nanoseconds of one clock per host:
@@ -214,6 +216,16 @@ func declaredStamps(conn Conn, timestamping bool) StampSet {
 // untouched. Send is SendStamped with stamp set.
 type SelectiveStamper interface {
 	SendStamped(probe []byte, stamp bool) (userTx int64, err error)
+}
+
+// ClockSharer is implemented by Conns that take user stamps: Clock returns
+// the clock they read them with (a copy, the same base and scale). The engine
+// adopts it for its own stamps, so that a difference between one of its
+// stamps and one of the Conn's (the reflector's residence: the Conn's receive
+// stamp to the engine's residence end) carries no error from two clocks
+// anchored apart.
+type ClockSharer interface {
+	Clock() clock.Wall
 }
 
 // StampedReplier is implemented by Conns to which a reflector hands the

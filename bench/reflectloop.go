@@ -52,6 +52,9 @@ func (l *reflectLoop) useStamps(set StampSet, start time.Time) {
 // loop reflects probes until the session is stopped, times out or fails.
 func (l *reflectLoop) loop(conn Conn, s *reflectSession) {
 	l.useStamps(declaredStamps(conn, l.p.Timestamping), time.Now())
+	if cs, ok := conn.(ClockSharer); ok {
+		l.clock = cs.Clock()
+	}
 	stamper, _ := conn.(SelectiveStamper)
 	replier, _ := conn.(StampedReplier)
 	inPlace, _ := conn.(InPlaceConn)

@@ -125,6 +125,9 @@ func (l *sendLoop) runOnThread(path Path, spec DialSpec, cpuID int, stop *atomic
 		return err
 	}
 	defer conn.Close()
+	if cs, ok := conn.(ClockSharer); ok {
+		l.clock = cs.Clock()
+	}
 	l.useStamps(declaredStamps(conn, spec.Timestamping))
 	l.stamper, _ = conn.(SelectiveStamper)
 	l.batch, _ = conn.(BatchConn)

@@ -168,7 +168,11 @@ func (c *Conn) Send(probe []byte) (int64, error) { return c.SendStamped(probe, t
 var (
 	_ bench.SelectiveStamper = (*Conn)(nil)
 	_ bench.StampedReplier   = (*Conn)(nil)
+	_ bench.ClockSharer      = (*Conn)(nil)
 )
+
+// Clock returns the clock of the Conn's user stamps (bench.ClockSharer).
+func (c *Conn) Clock() clock.Wall { return c.clock }
 
 // SendStamped transmits one probe and returns CLOCK_REALTIME read right before
 // the send system call. UDP sends one datagram (to the connected peer, or for a

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/stackgap/stackgap/bench"
+	"github.com/stackgap/stackgap/internal/clock"
 )
 
 var _ bench.Conn = (*Conn)(nil)
@@ -46,6 +47,7 @@ func (c *Conn) Send(probe []byte) (int64, error) { return 0, errUnsupported("sen
 func (c *Conn) SendStamped(probe []byte, stamp bool) (int64, error) {
 	return 0, errUnsupported("send")
 }
+func (c *Conn) Clock() clock.Wall { return clock.Wall{} }
 func (c *Conn) ReplyStamped(probe []byte, stamp bool, userTx int64) error {
 	return errUnsupported("send")
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/stackgap/stackgap/bench"
+	"github.com/stackgap/stackgap/internal/clock"
 	"github.com/stackgap/stackgap/xdp/frame"
 )
 
@@ -16,6 +17,7 @@ var (
 	_ bench.SelectiveStamper = (*udpConn)(nil)
 	_ bench.InPlaceConn      = (*udpConn)(nil)
 	_ bench.BatchConn        = (*udpConn)(nil)
+	_ bench.ClockSharer      = (*udpConn)(nil)
 )
 
 var errConnClosed = errors.New("use of a closed af_xdp conn")
@@ -60,6 +62,9 @@ func (c *udpConn) RemoteAddr() netip.AddrPort {
 	}
 	return netip.AddrPortFrom(c.hdr.Dst, c.hdr.DstPort)
 }
+
+// Clock returns the clock of the session's user stamps (bench.ClockSharer).
+func (c *udpConn) Clock() clock.Wall { return c.s.clock }
 
 // Counters implements bench.Reporter.
 func (c *udpConn) Counters() map[string]uint64 { return c.s.Counters() }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/stackgap/stackgap/bench"
+	"github.com/stackgap/stackgap/internal/clock"
 	"github.com/stackgap/stackgap/xdp/frame"
 	"github.com/stackgap/stackgap/xdp/utcp"
 )
@@ -19,6 +20,7 @@ var (
 	_ bench.Conn          = (*tcpConn)(nil)
 	_ bench.Reporter      = (*tcpConn)(nil)
 	_ bench.StampDeclarer = (*tcpConn)(nil)
+	_ bench.ClockSharer   = (*tcpConn)(nil)
 	_ bench.Listener      = (*tcpListener)(nil)
 )
 
@@ -593,6 +595,9 @@ func (c *tcpConn) Notes() []string {
 	return append(c.s.Notes(), fmt.Sprintf("tcp: userspace endpoint (utcp), MSS %d, window scale %d, no congestion control, TIME_WAIT skipped at close",
 		c.cfg.MSS, c.cfg.WindowScale))
 }
+
+// Clock returns the clock of the session's user stamps (bench.ClockSharer).
+func (c *tcpConn) Clock() clock.Wall { return c.s.clock }
 
 // Close closes the connection in order — FIN after the queued data, then
 // up to tcpCloseLinger of driving the endpoint until the FIN exchange is

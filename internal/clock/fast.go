@@ -15,11 +15,11 @@ const clocksourcePath = "/sys/devices/system/clocksource/clocksource0/current_cl
 // rate is good to ~10 ppm, 0.1 ns over a 10 µs interval.
 const tscCalibration = 10 * time.Millisecond
 
-// anchorRefresh is the age after which NewFast takes a new base. Walls made
-// within it share one base, so stamps taken through different Walls of one
-// session (a Conn's and its engine's) differ by no anchoring error, and a base
-// is never old enough to drift from CLOCK_REALTIME by more than the NTP slew
-// over this time (a few µs).
+// anchorRefresh is the age after which NewFast takes a new base: a base is
+// never old enough to drift from CLOCK_REALTIME by more than the calibration
+// error and the NTP slew over this time (a few µs), and Walls made within it
+// share one base. Differences are only exact between stamps of one Wall, so
+// a session's engine reads its Conn's (bench.ClockSharer).
 const anchorRefresh = time.Second
 
 // fast is the process's TSC calibration and its latest base.
