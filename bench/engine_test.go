@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/stackgap/stackgap/bench"
+	"github.com/stackgap/stackgap/internal/testutil"
 	"github.com/stackgap/stackgap/kernelpath"
 )
 
@@ -270,45 +271,13 @@ func TestRunEchoPeer(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pc.Close()
-	go func() {
-		buf := make([]byte, 2000)
-		for {
-			n, from, err := pc.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			pc.WriteTo(buf[:n], from)
-		}
-	}()
 	peer := pc.LocalAddr().(*net.UDPAddr).AddrPort()
 	ln, err := net.Listen("tcp", peer.String())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				// A read/write loop, not io.Copy, which would splice
-				// through a pipe that outlives the test.
-				defer c.Close()
-				buf := make([]byte, 2048)
-				for {
-					n, err := c.Read(buf)
-					if err != nil {
-						return
-					}
-					if _, err := c.Write(buf[:n]); err != nil {
-						return
-					}
-				}
-			}()
-		}
-	}()
+	testutil.ServeEcho(ln, pc)
 	rd, err := bench.Run(context.Background(), bench.RunOptions{Peer: peer, Echo: true, Transports: []string{"udp", "tcp"},
 		Count: 1000, Warmup: 10, CPU: -1, ReflectorCPU: -1}, paths(), nil)
 	if err != nil {

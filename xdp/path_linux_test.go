@@ -18,14 +18,14 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf/link"
-	"github.com/vishvananda/netlink"
-	"golang.org/x/sys/unix"
-
 	"github.com/stackgap/stackgap/bench"
 	nsbed "github.com/stackgap/stackgap/internal/testbed"
 	"github.com/stackgap/stackgap/internal/testbed/bedtest"
+	"github.com/stackgap/stackgap/internal/testutil"
 	"github.com/stackgap/stackgap/kernelpath"
 	"github.com/stackgap/stackgap/xdp/frame"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 )
 
 // pathProbeSize is the probe payload size of these tests: a 64-byte UDP
@@ -468,23 +468,7 @@ func TestPathCoexistence(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tcpLn.Close()
-	go func() {
-		c, err := tcpLn.Accept()
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		buf := make([]byte, 1024)
-		for {
-			n, err := c.Read(buf)
-			if err != nil {
-				return
-			}
-			if _, err := c.Write(buf[:n]); err != nil {
-				return
-			}
-		}
-	}()
+	testutil.ServeEcho(tcpLn, nil)
 	var tcpConn net.Conn
 	if err := tb.Do(nsbed.A, func() (err error) {
 		tcpConn, err = net.DialTimeout("tcp", tcpLn.Addr().String(), 2*time.Second)

@@ -825,39 +825,7 @@ func TestEchoPeer(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ln.Close(); pc.Close() })
-	go func() {
-		buf := make([]byte, 2048)
-		for {
-			n, from, err := pc.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			pc.WriteTo(buf[:n], from)
-		}
-	}()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				// A read/write loop, not io.Copy, which would splice
-				// through a pipe that outlives the test.
-				defer c.Close()
-				buf := make([]byte, 2048)
-				for {
-					n, err := c.Read(buf)
-					if err != nil {
-						return
-					}
-					if _, err := c.Write(buf[:n]); err != nil {
-						return
-					}
-				}
-			}()
-		}
-	}()
+	testutil.ServeEcho(ln, pc)
 	out := filepath.Join(t.TempDir(), "run")
 	mustRun(t, tb, "run", "--peer", ln.Addr().String(), "--echo", "--path", "kernel,xdp", "--transport", "udp,tcp",
 		"--count", "1000", "--warmup", "100", "--out", out)
