@@ -241,25 +241,30 @@ func (h *harness) printHeader(w io.Writer) {
 	if *flagExtra != "" {
 		fmt.Fprintf(w, "stackgap extra flags (both modes): %s\n", *flagExtra)
 	}
-	fmt.Fprintf(w, "rounds: %d x [sockperf, stackgap plain, stackgap stamped] per wait strategy and transport; percentiles from HDR histograms (3 digits) of every sample\n", *flagRounds)
+	fmt.Fprintf(w, "rounds: %d x [sockperf, stackgap plain, stackgap stamped] per wait strategy and transport, the order rotating by one each round; percentiles from HDR histograms (3 digits) of every sample\n", *flagRounds)
 }
 
-// compare runs the rounds of one wait strategy and transport.
+// compare runs the rounds of one wait strategy and transport. The three runs of a round take
+// turns at going first (roundOrder), so none of them always follows the same other one.
 func (h *harness) compare(wait, transport string) (Comparison, error) {
 	c := Comparison{Wait: wait, Transport: transport}
 	allSockperf, allPlain, allStamped := NewHistogram(), NewHistogram(), NewHistogram()
+	var window time.Duration // sockperf's measured window, the length of stackgap's runs
 	for round := 1; round <= *flagRounds; round++ {
-		sp, window, err := h.runSockperf(wait, transport, round)
-		if err != nil {
-			return c, fmt.Errorf("%s %s round %d: %w", transport, wait, round, err)
-		}
-		plain, err := h.runStackgap(plainMode, wait, transport, round, window)
-		if err != nil {
-			return c, fmt.Errorf("%s %s round %d: %w", transport, wait, round, err)
-		}
-		stamped, err := h.runStackgap(stampedMode, wait, transport, round, window)
-		if err != nil {
-			return c, fmt.Errorf("%s %s round %d: %w", transport, wait, round, err)
+		var sp, plain, stamped *hdrhistogram.Histogram
+		for _, run := range roundOrder(round) {
+			var err error
+			switch run {
+			case runReference:
+				sp, window, err = h.runSockperf(wait, transport, round)
+			case runPlain:
+				plain, err = h.runStackgap(plainMode, wait, transport, round, window)
+			case runStamped:
+				stamped, err = h.runStackgap(stampedMode, wait, transport, round, window)
+			}
+			if err != nil {
+				return c, fmt.Errorf("%s %s round %d: %w", transport, wait, round, err)
+			}
 		}
 		allSockperf.Merge(sp)
 		allPlain.Merge(plain)

@@ -40,7 +40,8 @@ func Summarize(h *hdrhistogram.Histogram) Stats {
 	}
 }
 
-// Round is one alternation: a sockperf run, then stackgap plain, then stackgap stamped.
+// Round is one alternation: a sockperf run, stackgap plain and stackgap stamped, in the order
+// roundOrder gives.
 type Round struct {
 	Sockperf, Plain, Stamped Stats
 }
@@ -109,8 +110,9 @@ const (
 
 // WriteTable prints, for every comparison, sockperf's and both stackgap modes' percentiles per
 // round and over the merged rounds (µs), then the ratios stackgap/sockperf of the merged p50
-// and p99 for both modes, with PASS or MISS against the targets for the plain mode only, and
-// finally a summary with a line per comparison and mode.
+// and p99 for both modes, with PASS or MISS against the targets for the plain mode only, the
+// plain ratios round by round (RoundSpread), and finally a summary with a line per comparison
+// and mode.
 func WriteTable(w io.Writer, cs []Comparison) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	row := func(cells ...string) { fmt.Fprintln(tw, strings.Join(cells, "\t")+"\t") }
@@ -134,6 +136,7 @@ func WriteTable(w io.Writer, cs []Comparison) error {
 			c.P99Ratio(), TargetP99Ratio, verdict(c.P99Ratio(), TargetP99Ratio))
 		fmt.Fprintf(w, "%s/sockperf: p50 %.2f  p99 %.2f (what observing the layers costs; no target)\n", stampedTool,
 			c.StampedP50Ratio(), c.StampedP99Ratio())
+		fmt.Fprintf(w, "%s/sockperf round by round: p50 %v, p99 %v\n", plainTool, c.RoundSpread(P50), c.RoundSpread(P99))
 	}
 	fmt.Fprintln(w, "\nsummary, stackgap/sockperf over merged rounds (targets judge plain only):")
 	row("comparison", "mode", "sockperf p50", "stackgap p50", "p50 ratio", "", "sockperf p99", "stackgap p99", "p99 ratio", "")
@@ -156,4 +159,26 @@ func statsCells(tool, round string, s Stats) []string {
 
 func micros(d time.Duration) string {
 	return fmt.Sprintf("%.2f", float64(d)/float64(time.Microsecond))
+}
+
+// A roundRun is one of the three runs of a round: the tool stackgap is compared with (sockperf,
+// testpmd), then stackgap plain and stackgap stamped.
+type roundRun int
+
+const (
+	runReference roundRun = iota
+	runPlain
+	runStamped
+)
+
+// roundOrder is the order of the runs of round (from 1): the first round starts with the
+// reference (sockperf's measured window sets the length of stackgap's runs), and each round
+// after it rotates the order by one, so over every three rounds each run goes first, second and
+// third once and none always follows the same other one.
+func roundOrder(round int) [3]roundRun {
+	var order [3]roundRun
+	for i := range order {
+		order[i] = roundRun((i + round - 1) % 3)
+	}
+	return order
 }

@@ -95,6 +95,7 @@ func TestWriteTable(t *testing.T) {
 		"udp spin: round trip, µs",
 		"stackgap plain/sockperf: p50 1.10 (target ≤ 1.00: MISS)  p99 1.00 (target ≤ 1.05: PASS)",
 		"stackgap stamped/sockperf: p50 1.20  p99 1.25 (what observing the layers costs; no target)",
+		"stackgap plain/sockperf round by round: p50 median 1.10 (95 % CI 1.10–1.10, 2 rounds), p99 median 1.00 (95 % CI 1.00–1.00, 2 rounds)",
 		"11.00",
 		"12.00",
 	} {

@@ -89,8 +89,9 @@ func BenchmarkKernelVsXDP(b *testing.B) {
 // two reflectors alternate and are never attached at the same time.
 //
 // First -rounds round-trip phases each with one probe in flight (testpmd, stackgap plain and
-// stamped; target: stackgap plain/testpmd p50 ≤ 1.00), then -rounds rounds of throughput phases
-// of 64-byte frames at every -inflights value, the reflectors alternating (target: the highest
+// stamped, the order rotating by one each round; target: stackgap plain/testpmd p50 ≤ 1.00),
+// then -rounds rounds of throughput phases of 64-byte frames at every -inflights value, the
+// reflectors alternating, each going first in every other round (target: the highest
 // median reflected packet rate of stackgap-reflect at least testpmd's). Metrics:
 // "reflector-rtt-p50-ratio", "reflector-rtt-p99-ratio", "reflector-pps-ratio", "stackgap-pps"
 // and "testpmd-pps". A MISS is printed, not failed: the figures are what the issue asks for.
@@ -235,23 +236,26 @@ func (h *harness) comparePaths(transport string) PathComparison {
 	return c
 }
 
-// compareReflectors runs the round-trip rounds and then the throughput runs of both reflectors.
+// compareReflectors runs the round-trip rounds (their three runs in roundOrder) and then the
+// throughput runs of both reflectors (each going first in every other round).
 func (h *harness) compareReflectors(inflights []int) (ReflectorComparison, RateComparison, error) {
 	var rtt ReflectorComparison
 	var rate RateComparison
 	allStackgap, allStamped, allTestpmd := NewHistogram(), NewHistogram(), NewHistogram()
 	for round := 1; round <= *flagRounds; round++ {
 		var r ReflectorRound
-		for _, run := range []struct {
+		runs := [...]struct {
 			reflector string
 			stamped   bool
 			all       *hdrhistogram.Histogram
 			stats     *Stats
 		}{
-			{ReflectorTestpmd, false, allTestpmd, &r.Testpmd},
-			{ReflectorStackgap, false, allStackgap, &r.Stackgap},
-			{ReflectorStackgap, true, allStamped, &r.Stamped},
-		} {
+			runReference: {ReflectorTestpmd, false, allTestpmd, &r.Testpmd},
+			runPlain:     {ReflectorStackgap, false, allStackgap, &r.Stackgap},
+			runStamped:   {ReflectorStackgap, true, allStamped, &r.Stamped},
+		}
+		for _, i := range roundOrder(round) {
+			run := runs[i]
 			name := fmt.Sprintf("rtt-%s-%d", run.reflector, round)
 			if run.stamped {
 				name = fmt.Sprintf("rtt-%s-stamped-%d", run.reflector, round)
@@ -274,7 +278,12 @@ func (h *harness) compareReflectors(inflights []int) (ReflectorComparison, RateC
 
 	for round := 1; round <= *flagRounds; round++ {
 		for _, inflight := range inflights {
-			for _, reflector := range []string{ReflectorTestpmd, ReflectorStackgap} {
+			// Each reflector goes first in every other round.
+			reflectors := []string{ReflectorTestpmd, ReflectorStackgap}
+			if round%2 == 0 {
+				reflectors[0], reflectors[1] = reflectors[1], reflectors[0]
+			}
+			for _, reflector := range reflectors {
 				name := fmt.Sprintf("rate-%s-%d-%d", reflector, inflight, round)
 				res, err := h.runAgainst(reflector, name, rateSize, inflight, true, false)
 				if err != nil {

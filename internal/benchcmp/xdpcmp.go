@@ -288,6 +288,7 @@ func WriteReflectorTable(w io.Writer, rtt ReflectorComparison, rate RateComparis
 		rtt.Ratio(P50), TargetReflectorRTTRatio, verdict(rtt.Ratio(P50), TargetReflectorRTTRatio))
 	fmt.Fprintf(w, "stackgap stamped/testpmd round trip: p50 %.2f p99 %.2f (what observing the layers costs; no target)\n",
 		rtt.StampedRatio(P50), rtt.StampedRatio(P99))
+	fmt.Fprintf(w, "stackgap plain/testpmd round trip round by round: p50 %v, p99 %v\n", rtt.RoundSpread(P50), rtt.RoundSpread(P99))
 
 	fmt.Fprintf(tw, "\nAF_XDP reflectors, udp, spin, 64-byte frames: reflected packets per second\n")
 	row("reflector", "round", "inflight", "sent", "lost", "reflected", "pps", "own pps", "rtt p50 µs", "sender CPU", "reflector CPU")

@@ -141,6 +141,7 @@ func TestWriteReflectorTable(t *testing.T) {
 		"ratio stamped/testpmd all 1.40 1.50 2.00 1.50 2.00",
 		"stackgap plain/testpmd round trip: p50 1.20 (target ≤ 1.00: MISS)",
 		"stackgap stamped/testpmd round trip: p50 1.40 p99 2.00 (what observing the layers costs; no target)",
+		"stackgap plain/testpmd round trip round by round: p50 median 1.20 (95 % CI 1.20–1.20, 1 round), p99 median 1.67 (95 % CI 1.67–1.67, 1 round)",
 		"stackgap-reflect 1 64 250000 0 250000 250000 - 250.00 user 60% sys 30% softirq 10% idle 0% user 50% sys 50% softirq 0% idle 0%",
 		"testpmd 1 64 260000 0 260000 260000 261000 240.00 - -",
 		"testpmd 1 256 10 10 0 0 - 0.00 - -",

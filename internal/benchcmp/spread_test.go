@@ -1,0 +1,103 @@
+package benchcmp
+
+import (
+	"math"
+	"testing"
+	"time"
+)
+
+func TestSpreadOf(t *testing.T) {
+	// One round, or rounds that all agree: nothing to resample, the interval is the value.
+	for _, xs := range [][]float64{{1.03}, {0.97, 0.97, 0.97, 0.97}} {
+		s := spreadOf(xs)
+		if s.Rounds != len(xs) || s.Median != xs[0] || s.Low != xs[0] || s.High != xs[0] {
+			t.Errorf("spreadOf(%v) = %+v, want median and interval %v", xs, s, xs[0])
+		}
+	}
+	// Rounds without data (ratio 0) are left out.
+	if s := spreadOf([]float64{0, 1.1, 0, 0.9}); s.Rounds != 2 || math.Abs(s.Median-1.0) > 1e-12 {
+		t.Errorf("spreadOf with empty rounds = %+v, want 2 rounds, median 1.00", s)
+	}
+	if s := spreadOf(nil); s.Rounds != 0 || s.String() != "no rounds" {
+		t.Errorf("spreadOf(nil) = %+v %q", s, s)
+	}
+
+	// Nine noisy rounds around 1.04: the interval holds the median and lies within the data.
+	noisy := []float64{1.18, 0.87, 1.04, 1.09, 0.98, 1.27, 1.03, 1.05, 0.99}
+	s := spreadOf(append([]float64(nil), noisy...))
+	if s.Median != 1.04 {
+		t.Errorf("median %.3f, want 1.04", s.Median)
+	}
+	if !(0.87 <= s.Low && s.Low < s.Median && s.Median < s.High && s.High <= 1.27) {
+		t.Errorf("interval %.3f–%.3f around %.3f, want 0.87 ≤ low < median < high ≤ 1.27", s.Low, s.High, s.Median)
+	}
+	if s.Low > 1.00 {
+		t.Errorf("interval %.3f–%.3f excludes 1.00: this noise cannot tell 1.04 from 1.00", s.Low, s.High)
+	}
+	// The same rounds five times over: the same median, a narrower interval.
+	var many []float64
+	for range 5 {
+		many = append(many, noisy...)
+	}
+	m := spreadOf(many)
+	if m.Median != s.Median || m.High-m.Low >= s.High-s.Low {
+		t.Errorf("45 rounds give %v, 9 rounds %v: want the same median and a narrower interval", m, s)
+	}
+	// Deterministic: the same rounds always print the same interval.
+	if again := spreadOf(append([]float64(nil), noisy...)); again != s {
+		t.Errorf("second spreadOf = %+v, first %+v", again, s)
+	}
+	if got, want := s.String(), "median 1.04 (95 % CI"; got[:len(want)] != want {
+		t.Errorf("String() = %q, want prefix %q", got, want)
+	}
+}
+
+func TestComparisonRoundSpread(t *testing.T) {
+	us := func(p50, p99 int) Stats {
+		return Stats{Count: 1, P50: time.Duration(p50) * time.Microsecond, P99: time.Duration(p99) * time.Microsecond}
+	}
+	c := Comparison{Rounds: []Round{
+		{Sockperf: us(10, 20), Plain: us(11, 20)},
+		{Sockperf: us(10, 20), Plain: us(9, 22)},
+		{Sockperf: us(10, 20), Plain: us(10, 21)},
+		{Sockperf: Stats{}, Plain: us(50, 50)}, // sockperf gave nothing: left out
+	}}
+	if s := c.RoundSpread(P50); s.Rounds != 3 || math.Abs(s.Median-1.0) > 1e-12 {
+		t.Errorf("p50 spread %+v, want median 1.00 over 3 rounds", s)
+	}
+	if s := c.RoundSpread(P99); s.Rounds != 3 || math.Abs(s.Median-1.05) > 1e-12 {
+		t.Errorf("p99 spread %+v, want median 1.05 over 3 rounds", s)
+	}
+	r := ReflectorComparison{Rounds: []ReflectorRound{{Testpmd: us(4, 8), Stackgap: us(5, 8), Stamped: us(9, 9)}}}
+	if s := r.RoundSpread(P50); s.Rounds != 1 || s.Median != 1.25 {
+		t.Errorf("reflector p50 spread %+v, want 1.25 (plain, not stamped)", s)
+	}
+}
+
+func TestRoundOrder(t *testing.T) {
+	if got := roundOrder(1); got != [3]roundRun{runReference, runPlain, runStamped} {
+		t.Errorf("round 1 runs %v: sockperf must go first, its window sets stackgap's", got)
+	}
+	// Over any three consecutive rounds each run takes each place once.
+	for first := 1; first <= 7; first++ {
+		var seen [3][3]int // [run][place]
+		for round := first; round < first+3; round++ {
+			order := roundOrder(round)
+			var inRound [3]bool
+			for place, run := range order {
+				seen[run][place]++
+				inRound[run] = true
+			}
+			if inRound != [3]bool{true, true, true} {
+				t.Fatalf("round %d runs %v: not each run once", round, order)
+			}
+		}
+		for run := range seen {
+			for place := range seen[run] {
+				if seen[run][place] != 1 {
+					t.Errorf("rounds %d–%d: run %d in place %d %d times, want once", first, first+2, run, place, seen[run][place])
+				}
+			}
+		}
+	}
+}
