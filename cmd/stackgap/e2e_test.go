@@ -156,6 +156,16 @@ func mustRun(t *testing.T, tb *testbed.Testbed, args ...string) runOutput {
 	return o
 }
 
+// mustLoad reads the run directory dir, failing the test when it cannot.
+func mustLoad(t *testing.T, dir string) *results.Result {
+	t.Helper()
+	r, err := results.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
 // TestRoundTrips: UDP and TCP over IPv4 and IPv6, no loss: every probe is
 // counted exactly once on both hosts and every stamp is there.
 func TestRoundTrips(t *testing.T) {
@@ -170,10 +180,7 @@ func TestRoundTrips(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "run")
 			mustRun(t, tb, "run", "--peer", fam.peer, "--transport", "udp,tcp", "--count", strconv.Itoa(count),
 				"--warmup", strconv.Itoa(warmup), "--inflight", "4", "--out", out)
-			r, err := results.Load(out)
-			if err != nil {
-				t.Fatal(err)
-			}
+			r := mustLoad(t, out)
 			if len(r.Phases) != 2 {
 				t.Fatalf("got %d phases, want 2", len(r.Phases))
 			}
@@ -253,10 +260,7 @@ func TestPlainRoundTrips(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "run")
 	mustRun(t, tb, "run", "--peer", tb.AddrB4.String(), "--transport", "udp,tcp", "--count", strconv.Itoa(count),
 		"--warmup", "100", "--no-timestamps", "--out", out)
-	r, err := results.Load(out)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := mustLoad(t, out)
 	for _, p := range r.Phases {
 		if c := p.Counters; c.Sent != count || c.Received != count || c.Lost != 0 {
 			t.Errorf("%s: counters %+v, want %d sent and received", p.Transport, c, count)
@@ -297,10 +301,7 @@ func TestSmallProbesOutOfBand(t *testing.T) {
 	startReflector(t, tb)
 	out := filepath.Join(t.TempDir(), "run")
 	mustRun(t, tb, "run", "--peer", tb.AddrB4.String(), "--transport", "udp", "--size", "18", "--count", "1000", "--warmup", "10", "--out", out)
-	r, err := results.Load(out)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := mustLoad(t, out)
 	for _, h := range r.Phases[0].Histograms {
 		if h.Name == "rtt_minus_residence" && h.Count != 500 {
 			t.Fatalf("rtt_minus_residence has %d values, want 500 (the unstamped half)", h.Count)
@@ -329,10 +330,7 @@ func TestLossMatchesDropRule(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := results.Load(out)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := mustLoad(t, out)
 	c := r.Phases[0].Counters
 	if lost := c.Lost + c.WarmupLost; lost != dropped || dropped == 0 {
 		t.Fatalf("reported loss %d (warm-up %d), nft dropped %d", lost, c.WarmupLost, dropped)
@@ -730,10 +728,7 @@ func TestDemo(t *testing.T) {
 		t.Fatalf("demo: %v\n%s", err, out)
 	}
 	for _, fam := range []string{"ipv4", "ipv6"} {
-		r, err := results.Load(filepath.Join(dir, fam))
-		if err != nil {
-			t.Fatal(err)
-		}
+		r := mustLoad(t, filepath.Join(dir, fam))
 		var got []string
 		for _, p := range r.Phases {
 			got = append(got, p.Path+"/"+p.Transport)
@@ -769,10 +764,7 @@ func TestBusyPollInert(t *testing.T) {
 	startReflector(t, tb)
 	out := filepath.Join(t.TempDir(), "run")
 	mustRun(t, tb, "run", "--peer", tb.AddrB4.String(), "--transport", "udp", "--count", "200", "--busy-poll", "50us", "--wait", "spin", "--out", out)
-	r, err := results.Load(out)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := mustLoad(t, out)
 	notes := strings.Join(r.Phases[0].Notes, "\n")
 	if strings.Count(notes, "busy polling requested but inert") != 2 {
 		t.Fatalf("want an inert busy-poll note from each host, got:\n%s", notes)
@@ -829,10 +821,7 @@ func TestEchoPeer(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "run")
 	mustRun(t, tb, "run", "--peer", ln.Addr().String(), "--echo", "--path", "kernel,xdp", "--transport", "udp,tcp",
 		"--count", "1000", "--warmup", "100", "--out", out)
-	r, err := results.Load(out)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := mustLoad(t, out)
 	var order []string
 	for _, p := range r.Phases {
 		order = append(order, p.Path+"/"+p.Transport)
@@ -864,10 +853,7 @@ func TestKernelAndXDPAlternate(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "run")
 			mustRun(t, tb, "run", "--peer", fam.peer, "--path", "kernel,xdp", "--transport", "udp,tcp", "--rounds", "2",
 				"--count", "1000", "--warmup", "100", "--wait", "spin", "--out", out)
-			r, err := results.Load(out)
-			if err != nil {
-				t.Fatal(err)
-			}
+			r := mustLoad(t, out)
 			var order []string
 			for _, p := range r.Phases {
 				order = append(order, p.Path+"/"+p.Transport)
@@ -916,10 +902,7 @@ func TestKernelWithXDPPass(t *testing.T) {
 	startReflector(t, tb)
 	out := filepath.Join(t.TempDir(), "run")
 	mustRun(t, tb, "run", "--peer", tb.AddrB4.String(), "--transport", "udp,tcp", "--count", "500", "--kernel-with-xdp-pass", "--out", out)
-	r, err := results.Load(out)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := mustLoad(t, out)
 	for _, p := range r.Phases {
 		if p.Counters.Received != 500 {
 			t.Errorf("%s: received %d", p.Transport, p.Counters.Received)
@@ -1022,10 +1005,7 @@ func TestXDPLoss(t *testing.T) {
 		// whole timeout: a short one keeps the test quick.
 		mustRun(t, tb, "run", "--peer", tb.AddrB4.String(), "--path", "xdp", "--transport", transport, "--count", "300",
 			"--warmup", "20", "--timeout", timeout, "--inflight", "4", "--out", out)
-		r, err := results.Load(out)
-		if err != nil {
-			t.Fatal(err)
-		}
+		r := mustLoad(t, out)
 		return r.Phases[0].Counters
 	}
 	udp, tcp := load("udp", "100ms"), load("tcp", "10s")
