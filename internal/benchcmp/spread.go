@@ -89,3 +89,46 @@ func (c Comparison) RoundSpread(p Percentile) RoundSpread {
 func (c ReflectorComparison) RoundSpread(p Percentile) RoundSpread {
 	return spreadOf(roundRatios(c.Rounds, func(r ReflectorRound) Stats { return r.Stackgap }, func(r ReflectorRound) Stats { return r.Testpmd }, p))
 }
+
+// RoundSpread is stackgap-reflect's packet rate over testpmd's at inflight probes in flight,
+// round by round (rounds where either has no run are left out).
+func (c RateComparison) RoundSpread(inflight int) RoundSpread {
+	type pair struct{ stackgap, testpmd float64 }
+	byRound := map[int]*pair{}
+	var rounds []int
+	for _, r := range c.Runs {
+		if r.Inflight != inflight {
+			continue
+		}
+		p := byRound[r.Round]
+		if p == nil {
+			p = &pair{}
+			byRound[r.Round] = p
+			rounds = append(rounds, r.Round)
+		}
+		switch r.Reflector {
+		case ReflectorStackgap:
+			p.stackgap = r.PPS()
+		case ReflectorTestpmd:
+			p.testpmd = r.PPS()
+		}
+	}
+	ratios := make([]float64, 0, len(rounds))
+	for _, round := range rounds {
+		if p := byRound[round]; p.testpmd > 0 {
+			ratios = append(ratios, p.stackgap/p.testpmd)
+		}
+	}
+	return spreadOf(ratios)
+}
+
+// Inflights lists the in-flight counts of the runs, in the order they first appear.
+func (c RateComparison) Inflights() []int {
+	var out []int
+	for _, r := range c.Runs {
+		if !slices.Contains(out, r.Inflight) {
+			out = append(out, r.Inflight)
+		}
+	}
+	return out
+}

@@ -2,6 +2,7 @@ package benchcmp
 
 import (
 	"math"
+	"slices"
 	"testing"
 	"time"
 )
@@ -71,6 +72,33 @@ func TestComparisonRoundSpread(t *testing.T) {
 	r := ReflectorComparison{Rounds: []ReflectorRound{{Testpmd: us(4, 8), Stackgap: us(5, 8), Stamped: us(9, 9)}}}
 	if s := r.RoundSpread(P50); s.Rounds != 1 || s.Median != 1.25 {
 		t.Errorf("reflector p50 spread %+v, want 1.25 (plain, not stamped)", s)
+	}
+}
+
+func TestRateRoundSpread(t *testing.T) {
+	run := func(reflector string, round, inflight int, reflected uint64) RateRun {
+		return RateRun{Reflector: reflector, Round: round, Inflight: inflight, Duration: time.Second, Reflected: reflected}
+	}
+	c := RateComparison{Runs: []RateRun{
+		run(ReflectorTestpmd, 1, 64, 100), run(ReflectorStackgap, 1, 64, 90),
+		run(ReflectorTestpmd, 1, 256, 100), run(ReflectorStackgap, 1, 256, 300),
+		// Round 2 runs stackgap first: pairs are matched by round, not by order.
+		run(ReflectorStackgap, 2, 64, 120), run(ReflectorTestpmd, 2, 64, 100),
+		run(ReflectorStackgap, 3, 64, 110), run(ReflectorTestpmd, 3, 64, 100),
+		// testpmd reflected nothing in round 4: no ratio.
+		run(ReflectorStackgap, 4, 64, 500), run(ReflectorTestpmd, 4, 64, 0),
+	}}
+	if got := c.Inflights(); !slices.Equal(got, []int{64, 256}) {
+		t.Errorf("inflights %v, want [64 256]", got)
+	}
+	if s := c.RoundSpread(64); s.Rounds != 3 || math.Abs(s.Median-1.1) > 1e-12 || s.Low != 0.9 || s.High != 1.2 {
+		t.Errorf("inflight 64 spread %+v, want median 1.10 over 3 rounds, interval 0.90–1.20", s)
+	}
+	if s := c.RoundSpread(256); s.Rounds != 1 || s.Median != 3 {
+		t.Errorf("inflight 256 spread %+v, want 3.00 over 1 round", s)
+	}
+	if s := c.RoundSpread(1); s.Rounds != 0 {
+		t.Errorf("spread without runs %+v, want no rounds", s)
 	}
 }
 

@@ -308,6 +308,9 @@ func WriteReflectorTable(w io.Writer, rtt ReflectorComparison, rate RateComparis
 			fmt.Fprintf(w, "%s round %d inflight %d: %s\n", r.Reflector, r.Round, r.Inflight, r.Note)
 		}
 	}
+	for _, inflight := range rate.Inflights() {
+		fmt.Fprintf(w, "stackgap/testpmd packet rate round by round, inflight %d: %v\n", inflight, rate.RoundSpread(inflight))
+	}
 	si, s, _ := rate.Best(ReflectorStackgap)
 	ti, t, _ := rate.Best(ReflectorTestpmd)
 	fmt.Fprintf(w, "highest median rate: %s %.0f pps (inflight %d), %s %.0f pps (inflight %d); stackgap/testpmd %.2f (target ≥ %.2f: %s)\n",
