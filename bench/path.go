@@ -232,7 +232,8 @@ type ClockSharer interface {
 // reply's user-space TX stamp: its clock read taken when it was done with the
 // probe, which also ends the residence time. The Conn then reads no clock of
 // its own before the transmit call, so a reflection costs one clock read for
-// the probe's arrival and one for the reply. The kernel path implements it.
+// the probe's arrival and one for the reply. The kernel path and the AF_XDP
+// path's TCP Conn implement it.
 type StampedReplier interface {
 	// ReplyStamped transmits probe like SendStamped, with userTx as its
 	// user-space TX stamp.

@@ -157,7 +157,14 @@ func startPathReflectorEnded(conn bench.Conn) (stop func() reflectResult, ended 
 				res.seqs = append(res.seqs, p.Seq)
 			}
 			bench.MarkReply(buf[:n], bench.StampUnknown, 0)
-			if _, err := conn.Send(buf[:n]); err != nil {
+			// Like the engine's reflector: hand the reply its user TX stamp
+			// where the Conn takes one.
+			if replier, ok := conn.(bench.StampedReplier); ok {
+				err = replier.ReplyStamped(buf[:n], true, time.Now().UnixNano())
+			} else {
+				_, err = conn.Send(buf[:n])
+			}
+			if err != nil {
 				res.err = fmt.Errorf("reflector send: %w", err)
 				break
 			}

@@ -17,11 +17,12 @@ import (
 )
 
 var (
-	_ bench.Conn          = (*tcpConn)(nil)
-	_ bench.Reporter      = (*tcpConn)(nil)
-	_ bench.StampDeclarer = (*tcpConn)(nil)
-	_ bench.ClockSharer   = (*tcpConn)(nil)
-	_ bench.Listener      = (*tcpListener)(nil)
+	_ bench.Conn           = (*tcpConn)(nil)
+	_ bench.Reporter       = (*tcpConn)(nil)
+	_ bench.StampDeclarer  = (*tcpConn)(nil)
+	_ bench.ClockSharer    = (*tcpConn)(nil)
+	_ bench.StampedReplier = (*tcpConn)(nil)
+	_ bench.Listener       = (*tcpListener)(nil)
 )
 
 const (
@@ -210,7 +211,21 @@ func (c *tcpConn) State() utcp.State { return c.e.State() }
 // byte for the first time is the one whose TX stamp TxStamps reports for
 // this Send; retransmitted frames are counted, not stamped. Data the window
 // holds back, or that finds no free UMEM frame, leaves later from Recv.
-func (c *tcpConn) Send(probe []byte) (int64, error) {
+func (c *tcpConn) Send(probe []byte) (int64, error) { return c.send(probe, 0) }
+
+// ReplyStamped is Send with userTx, the reflector's clock read when it was
+// done with the probe, as the reply's user TX stamp (bench.StampedReplier):
+// the Conn reads no clock for it. Like Send it asks a TX completion stamp for
+// every frame when the session takes stamps, whatever stamp says: a TCP
+// frame can carry the bytes of more than one probe.
+func (c *tcpConn) ReplyStamped(probe []byte, _ bool, userTx int64) error {
+	_, err := c.send(probe, userTx)
+	return err
+}
+
+// send is Send, with userTx (0: read the clock right before the TX ring
+// write) as the probe's user TX stamp.
+func (c *tcpConn) send(probe []byte, userTx int64) (int64, error) {
 	switch {
 	case c.closed || c.s.closed:
 		return 0, errConnClosed
@@ -230,9 +245,9 @@ func (c *tcpConn) Send(probe []byte) (int64, error) {
 	} else {
 		c.counters.TxUntracked++
 	}
-	c.wantUserTx, c.userTx = true, 0
+	c.wantUserTx, c.userTx = userTx == 0, userTx
 	err := c.output(time.Now())
-	userTx := c.userTx
+	userTx = c.userTx
 	if userTx == 0 {
 		userTx = c.s.clock.Now() // nothing transmitted yet
 	}
