@@ -3,7 +3,6 @@ package benchcmp
 import (
 	"fmt"
 	"io"
-	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -209,11 +208,7 @@ func (c RateComparison) MedianPPS(reflector string, inflight int) (pps float64, 
 	if len(all) == 0 {
 		return 0, 0
 	}
-	slices.Sort(all)
-	if len(all)%2 == 1 {
-		return all[len(all)/2], len(all)
-	}
-	return (all[len(all)/2-1] + all[len(all)/2]) / 2, len(all)
+	return median(all), len(all)
 }
 
 // Best returns the in-flight count at which reflector's median packet rate is highest, and that
