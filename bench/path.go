@@ -275,3 +275,22 @@ type BatchConn interface {
 	// Pending reports whether received frames wait, so Recv returns at once.
 	Pending() bool
 }
+
+// BurstReflector is implemented by Conns that can reflect every probe
+// waiting on their receive ring at once, as a forwarding engine does: one
+// ring read and one clock read for the burst, each reply made where its
+// request lies by swapping the addresses, and one kernel call to send them
+// all. The reflector uses it for sessions without timestamping, where no
+// probe needs stamps of its own. The AF_XDP path's UDP Conn implements it.
+type BurstReflector interface {
+	Conn
+	// ReflectBurst waits, by the Conn's wait strategy, until probes arrive
+	// or deadline passes (ErrTimeout), then hands each probe of the burst to
+	// reply in the Conn's own memory, with rxUser, the clock read right
+	// after the burst was taken off the ring. reply may change the probe
+	// but not its length, and reports whether to send it back; the bytes are
+	// not valid after it returns. It returns how many probes went to reply;
+	// an error with n > 0 means their replies were queued but the kernel
+	// call that sends them failed.
+	ReflectBurst(deadline time.Time, reply func(probe []byte, rxUser int64) bool) (int, error)
+}

@@ -55,6 +55,10 @@ func (l *reflectLoop) loop(conn Conn, s *reflectSession) {
 	if cs, ok := conn.(ClockSharer); ok {
 		l.clock = cs.Clock()
 	}
+	if burst, ok := conn.(BurstReflector); ok && !l.p.Timestamping {
+		l.burstLoop(burst, s)
+		return
+	}
 	stamper, _ := conn.(SelectiveStamper)
 	replier, _ := conn.(StampedReplier)
 	inPlace, _ := conn.(InPlaceConn)

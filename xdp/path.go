@@ -195,7 +195,10 @@ type pathCounters struct {
 	// RxWaits counts the receives that found the RX ring empty and waited:
 	// compared with RxFrames, how often the Conn had nothing to do (a
 	// saturated one never waits).
-	RxWaits         uint64
+	RxWaits uint64
+	// RxBursts counts ReflectBurst's non-empty receives: RxFrames per
+	// RxBursts is a burst reflector's mean burst size.
+	RxBursts        uint64
 	TxFrames        uint64 // frames put on the TX ring
 	TxCompletions   uint64 // frames back from the completion ring
 	TxMissingStamps uint64 // completions without a TX timestamp
@@ -225,6 +228,7 @@ func counterMap(c pathCounters, s Stats, st SteerStats, steerOK bool) map[string
 	add("tx_hardware_unconverted", c.TxHardwareUnconverted)
 	add("rx_too_long", c.RxTooLong)
 	add("rx_waits", c.RxWaits)
+	add("rx_bursts", c.RxBursts)
 	add("tx_frames", c.TxFrames)
 	add("tx_completions", c.TxCompletions)
 	add("tx_missing_stamps", c.TxMissingStamps)

@@ -569,3 +569,126 @@ func (s *session) recycle(addr uint64) error {
 	}
 	return nil
 }
+
+// burstSize is the most probes ReflectBurst takes off the RX ring at once:
+// the kernel's copy-mode transmit sends up to 32 frames per system call, so
+// one kick sends a whole burst's replies.
+const burstSize = 32
+
+// ReflectBurst reflects every probe waiting on the RX ring, up to
+// burstSize, where it lies (bench.BurstReflector), as a forwarding engine's
+// 5-tuple swap does: one ring read and one clock read for the burst; per
+// frame, the headers located without decoding them (frame.ViewUDP), the
+// payload handed to reply, then the MAC and IP addresses and the ports
+// swapped and the UDP checksum computed for the payload reply left; one
+// TX ring update and one kick for the burst. Frames that are not UDP to the
+// session's address and port, and probes reply declines, go back to the
+// FILL ring. A request whose UDP checksum does not verify is counted and
+// answered with a valid one (a kernel sender on the same host leaves it to
+// an offload that never runs), as Recv does. Frames of earlier bursts whose
+// transmission completed go back to the FILL ring first, in batches of
+// fillBatch: the FILL ring's cache lines move to the kernel's CPU once per
+// batch, not once per probe.
+func (c *udpConn) ReflectBurst(deadline time.Time, reply func(probe []byte, rxUser int64) bool) (int, error) {
+	s := c.s
+	if s.closed {
+		return 0, errConnClosed
+	}
+	if err := c.release(); err != nil {
+		return 0, err
+	}
+	if err := c.kickBatch(); err != nil {
+		return 0, err
+	}
+	if err := s.reap(); err != nil {
+		return 0, err
+	}
+	if err := c.payFill(); err != nil {
+		return 0, err
+	}
+	got, err := s.sock.Receive(s.burst[:])
+	for got == 0 && err == nil {
+		s.counters.RxWaits++
+		var n int
+		if n, err = s.sock.WaitReceiveUntil(s.wait, deadline); err != nil {
+			break
+		}
+		if n == 0 {
+			return 0, bench.ErrTimeout
+		}
+		got, err = s.sock.Receive(s.burst[:])
+	}
+	if err != nil {
+		return 0, fmt.Errorf("receive: %w", err)
+	}
+	now := s.clock.Now()
+	s.counters.RxBursts++
+	c.owedFill += got
+	for _, d := range s.burst[:got] {
+		s.sock.prefetchFrame(d.Addr)
+	}
+	replies := s.txBurst[:0]
+	var last frame.UDPView
+	handed := 0
+	var ferr error
+	for _, d := range s.burst[:got] {
+		s.counters.RxFrames++
+		v, ok := frame.ViewUDP(s.sock.Frame(d.Addr, int(d.Len)))
+		switch {
+		case !ok || !v.IPHeaderValid():
+			s.counters.RxBadFrames++
+			ok = false
+		case !v.IsTo(s.local.Addr(), s.local.Port()):
+			s.counters.RxForeignFrames++
+			ok = false
+		}
+		if ok {
+			if !v.ChecksumValid(v.PayloadSum()) {
+				s.counters.RxBadChecksum++
+			}
+			s.counters.RxProbes++
+			handed++
+			if ok = reply(v.Payload(), now); ok {
+				v.Reflect()
+				last = v
+				replies = append(replies, Desc{Addr: d.Addr, Len: d.Len})
+			}
+		}
+		if !ok {
+			if err := s.sock.FreeFrame(d.Addr); err != nil && ferr == nil {
+				ferr = fmt.Errorf("receive: %w", err)
+			}
+		}
+	}
+	if len(replies) == 0 {
+		return handed, ferr
+	}
+	// RemoteAddr's answer: the source of the burst's last probe, where its
+	// reply now goes, read once per burst.
+	mac, src, port := last.Destination()
+	c.peerMAC, c.hdr.Dst, c.hdr.DstPort, c.havePeer = mac, src, port, true
+	for _, r := range replies {
+		s.sendOf[r.Addr/s.frameSize] = s.sends
+		s.sends++
+	}
+	queued, err := s.sock.Transmit(replies, false)
+	s.counters.TxFrames += uint64(queued)
+	if queued < len(replies) {
+		s.counters.TxErrors += uint64(len(replies) - queued)
+		for _, r := range replies[queued:] {
+			s.sendOf[r.Addr/s.frameSize] = noSendIndex
+			if ferr := s.sock.FreeFrame(r.Addr); ferr != nil {
+				err = errors.Join(err, ferr)
+			}
+		}
+		return handed, fmt.Errorf("send: %d of %d replies not queued: %w", len(replies)-queued, len(replies), err)
+	}
+	if err != nil {
+		s.counters.TxErrors++
+		return handed, fmt.Errorf("send: %w", err)
+	}
+	if err := s.unstall(); err != nil {
+		s.counters.TxErrors++
+	}
+	return handed, ferr
+}

@@ -347,6 +347,8 @@ type session struct {
 
 	// Hot-path state, preallocated.
 	rxDescs  [1]Desc
+	burst    [burstSize]Desc // ReflectBurst: frames taken off the RX ring
+	txBurst  [burstSize]Desc // ReflectBurst: the replies among them
 	txDescs  [1]Desc
 	comps    [64]Completion
 	sendOf   []uint64 // per UMEM frame: the Send index of the frame in flight

@@ -653,6 +653,13 @@ func (s *Socket) prefetchNextRx() {
 	}
 }
 
+// prefetchFrame starts loading the first cache line of the frame at addr.
+func (s *Socket) prefetchFrame(addr uint64) {
+	if addr < s.layout.size() {
+		prefetch(unsafe.Pointer(&s.umem[addr]))
+	}
+}
+
 func (s *Socket) checkTransmit(d Desc) error {
 	offset := d.Addr & uint64(s.layout.chunkSize-1)
 	if d.Addr >= s.layout.size() || d.Len == 0 || offset < uint64(s.layout.txMetaLen) ||

@@ -247,7 +247,9 @@ func TestRoundTrips(t *testing.T) {
 
 // TestPlainRoundTrips: without kernel stamps each host counts its user stamps
 // with the TSC where the kernel keeps time with it, and the round trip and
-// residence come out whole and consistent.
+// residence come out whole and consistent, on both paths; the AF_XDP
+// reflector answers UDP probes in bursts (its rx_bursts counter), which it
+// does only in sessions without stamps.
 func TestPlainRoundTrips(t *testing.T) {
 	tb := newTestbed(t)
 	startReflector(t, tb)
@@ -258,12 +260,19 @@ func TestPlainRoundTrips(t *testing.T) {
 	}
 	const count = 2000
 	out := filepath.Join(t.TempDir(), "run")
-	mustRun(t, tb, "run", "--peer", tb.AddrB4.String(), "--transport", "udp,tcp", "--count", strconv.Itoa(count),
+	mustRun(t, tb, "run", "--peer", tb.AddrB4.String(), "--path", "kernel,xdp", "--transport", "udp,tcp", "--count", strconv.Itoa(count),
 		"--warmup", "100", "--no-timestamps", "--out", out)
 	r := mustLoad(t, out)
+	if len(r.Phases) != 4 {
+		t.Fatalf("%d phases, want kernel and xdp, udp and tcp", len(r.Phases))
+	}
 	for _, p := range r.Phases {
 		if c := p.Counters; c.Sent != count || c.Received != count || c.Lost != 0 {
-			t.Errorf("%s: counters %+v, want %d sent and received", p.Transport, c, count)
+			t.Errorf("%s/%s: counters %+v, want %d sent and received", p.Path, p.Transport, c, count)
+		}
+		bursts, probes := p.Counters.Reflector["rx_bursts"], p.Counters.Reflector["rx_probes"]
+		if want := p.Path == "xdp" && p.Transport == "udp"; want != (bursts > 0) || bursts > probes {
+			t.Errorf("%s/%s: reflector took %d probes in %d bursts, want bursts only on xdp/udp", p.Path, p.Transport, probes, bursts)
 		}
 		if u := p.UserClocks; u.Sender != wantClock || u.Reflector != wantClock {
 			t.Errorf("%s: user clocks %+v, want %s on both hosts", p.Transport, u, wantClock)
@@ -864,6 +873,9 @@ func TestKernelAndXDPAlternate(t *testing.T) {
 				for kind, n := range c.Missing {
 					t.Errorf("phase %d (%s): %d probes missing %s", p.Index, p.Path, n, kind)
 				}
+				if b := c.Reflector["rx_bursts"]; b != 0 {
+					t.Errorf("phase %d (%s/%s): %d reflector bursts in a stamped session, which answers probe by probe", p.Index, p.Path, p.Transport, b)
+				}
 				if p.Path == "xdp" {
 					names := map[string]bool{}
 					for _, h := range p.Histograms {
@@ -997,20 +1009,28 @@ func udpExchange(t *testing.T, tb *testbed.Testbed) {
 func TestXDPLoss(t *testing.T) {
 	tb := newTestbed(t)
 	startReflector(t, tb, "--xdp-drop", "10")
-	load := func(transport, timeout string) results.Counters {
-		out := filepath.Join(t.TempDir(), transport)
+	load := func(transport, timeout string, extra ...string) results.Counters {
+		out := filepath.Join(t.TempDir(), "run")
 		// TCP recovers a dropped segment after an RTO of at least 200 ms
 		// (doubling when a retransmission is dropped too): a probe is late,
 		// not lost, so it gets a long timeout. A lost UDP probe waits its
 		// whole timeout: a short one keeps the test quick.
-		mustRun(t, tb, "run", "--peer", tb.AddrB4.String(), "--path", "xdp", "--transport", transport, "--count", "300",
-			"--warmup", "20", "--timeout", timeout, "--inflight", "4", "--out", out)
+		args := []string{"run", "--peer", tb.AddrB4.String(), "--path", "xdp", "--transport", transport, "--count", "300",
+			"--warmup", "20", "--timeout", timeout, "--inflight", "4", "--out", out}
+		mustRun(t, tb, append(args, extra...)...)
 		r := mustLoad(t, out)
 		return r.Phases[0].Counters
 	}
 	udp, tcp := load("udp", "100ms"), load("tcp", "10s")
-	if lost, dropped := udp.Lost+udp.WarmupLost, udp.Reflector["steer_dropped"]; lost != dropped || dropped == 0 {
-		t.Errorf("udp: %d probes lost, the XDP program dropped %d", lost, dropped)
+	// Without stamps the reflector answers in bursts: the loss is the same.
+	plain := load("udp", "100ms", "--no-timestamps")
+	for name, c := range map[string]results.Counters{"udp": udp, "udp --no-timestamps": plain} {
+		if lost, dropped := c.Lost+c.WarmupLost, c.Reflector["steer_dropped"]; lost != dropped || dropped == 0 {
+			t.Errorf("%s: %d probes lost, the XDP program dropped %d", name, lost, dropped)
+		}
+	}
+	if plain.Reflector["rx_bursts"] == 0 {
+		t.Errorf("udp --no-timestamps: the reflector counted no bursts: %v", plain.Reflector)
 	}
 	if tcp.Received != 300 || tcp.Lost != 0 {
 		t.Errorf("tcp: counters %+v, want every probe delivered", tcp)
