@@ -118,6 +118,10 @@ type SessionParams struct {
 	Timestamping bool          `json:"timestamping"`
 	// XDPPass runs a path that does not use XDP behind an XDP_PASS program.
 	XDPPass bool `json:"xdp_pass,omitempty"`
+	// Inflight is the most probes the sender keeps in flight; 0 when the
+	// sender does not say (an older one). A path may size its receive
+	// buffers to it (ConnSpec.Inflight).
+	Inflight int `json:"inflight,omitempty"`
 }
 
 // ReflectorReport is what the reflector returns when a session closes.

@@ -172,6 +172,8 @@ func TestReflectorRejects(t *testing.T) {
 		{"transport", func(p *bench.SessionParams) { p.Transport = "sctp" }, `unknown transport "sctp"`},
 		{"size", func(p *bench.SessionParams) { p.Size = 5 }, "probe size 5 out of range"},
 		{"duration", func(p *bench.SessionParams) { p.Duration = 0 }, "must be positive"},
+		{"inflight", func(p *bench.SessionParams) { p.Inflight = bench.MaxInflight + 1 }, "invalid inflight 1025"},
+		{"negative inflight", func(p *bench.SessionParams) { p.Inflight = -1 }, "invalid inflight -1"},
 		{"cpu", func(p *bench.SessionParams) { p.CPU = 4096 }, "cpu 4096 not available"},
 	} {
 		p := session(9)

@@ -116,6 +116,10 @@ type ConnSpec struct {
 	Timestamping bool
 	// Size is the probe payload size of the session.
 	Size int
+	// Inflight is the most probes the sender keeps in flight, 0 when
+	// unknown. A path may size its receive buffers to it: the AF_XDP path
+	// keeps its FILL ring just deep enough (xdp.FillFramesFor).
+	Inflight int
 	// XDPPass asks a path that does not use XDP to run behind an XDP program
 	// that passes every packet, to measure what XDP alone costs (optional).
 	XDPPass bool

@@ -240,6 +240,9 @@ func (r *Reflector) open(p SessionParams, local netip.Addr) (*reflectSession, er
 	if err := ValidProbeSize(p.Size); err != nil {
 		return nil, bad("%v", err)
 	}
+	if p.Inflight < 0 || p.Inflight > MaxInflight {
+		return nil, bad("invalid inflight %d: must be in [0, %d]", p.Inflight, MaxInflight)
+	}
 	if p.Duration <= 0 {
 		return nil, bad("session duration %v must be positive", p.Duration)
 	}
@@ -266,8 +269,9 @@ func (r *Reflector) open(p SessionParams, local netip.Addr) (*reflectSession, er
 	r.live[p.Token] = s
 	r.mu.Unlock()
 	ln, err := path.Listen(ListenSpec{
-		ConnSpec: ConnSpec{Transport: p.Transport, Wait: p.Wait, BusyPoll: p.BusyPoll, Timestamping: p.Timestamping, Size: p.Size, XDPPass: p.XDPPass},
-		Local:    netip.AddrPortFrom(local, 0),
+		ConnSpec: ConnSpec{Transport: p.Transport, Wait: p.Wait, BusyPoll: p.BusyPoll, Timestamping: p.Timestamping, Size: p.Size,
+			Inflight: p.Inflight, XDPPass: p.XDPPass},
+		Local: netip.AddrPortFrom(local, 0),
 	})
 	if err != nil {
 		r.remove(s)

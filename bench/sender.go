@@ -287,7 +287,7 @@ func runPhase(ctx context.Context, cl sessionControl, o RunOptions, path Path, t
 	params := SessionParams{
 		Path: path.Name(), Transport: transport, Size: o.Size, Duration: duration + o.Timeout,
 		Token: token, Wait: o.Wait, CPU: o.ReflectorCPU, BusyPoll: o.BusyPoll, Timestamping: !o.NoTimestamps,
-		XDPPass: o.KernelWithXDPPass,
+		XDPPass: o.KernelWithXDPPass, Inflight: o.Inflight,
 	}
 	port, env, err := cl.Open(params)
 	if err != nil {
@@ -295,7 +295,7 @@ func runPhase(ctx context.Context, cl sessionControl, o RunOptions, path Path, t
 	}
 	spec := DialSpec{
 		ConnSpec: ConnSpec{Transport: transport, Wait: o.Wait, BusyPoll: o.BusyPoll, Timestamping: !o.NoTimestamps, Size: o.Size,
-			XDPPass: o.KernelWithXDPPass},
+			Inflight: o.Inflight, XDPPass: o.KernelWithXDPPass},
 		Local:  local,
 		Remote: netip.AddrPortFrom(o.Peer.Addr().Unmap(), port),
 	}

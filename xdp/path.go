@@ -36,8 +36,10 @@ type PathOptions struct {
 	// RX stamping itself (SIOCSHWTSTAMP) must already be on.
 	HardwareRX bool
 	// NumFrames and FrameSize size the UMEM (optional, defaults
-	// DefaultNumFrames and DefaultFrameSize). Half of the frames wait in the
-	// FILL ring for received frames, the other half are for sending.
+	// DefaultNumFrames and DefaultFrameSize). Up to half of the frames wait
+	// in the FILL ring for received frames (when the session's spec says how
+	// many probes the sender keeps in flight, just enough for them:
+	// FillFramesFor); the others are for sending.
 	NumFrames, FrameSize uint32
 	// DropPercent makes the steering program of the session's interface
 	// drop this share (0 to 100) of the frames of live probe flows before
@@ -288,7 +290,8 @@ func (n sessionNotes) lines() []string {
 	default:
 		out = append(out, "af_xdp socket in copy mode (requested)")
 	}
-	out = append(out, fmt.Sprintf("af_xdp socket on %s (driver %s) queue %d", n.info.Interface, driver, n.info.QueueID))
+	out = append(out, fmt.Sprintf("af_xdp socket on %s (driver %s) queue %d; FILL ring kept at %d of the %d UMEM frames",
+		n.info.Interface, driver, n.info.QueueID, n.info.FillFrames, n.info.NumFrames))
 	steer := fmt.Sprintf("steering program attached in %s mode", n.steerMode)
 	if n.steerShared {
 		steer += " (shared with an earlier session on this interface; its mode and counters are the interface's)"

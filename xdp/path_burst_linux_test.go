@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"runtime"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -73,18 +74,18 @@ func startBurstReflector(conn bench.BurstReflector, drop func(seq uint64) bool) 
 // answered or declined, must come back to the FILL ring; every reply must
 // be a valid frame (the sender verifies its checksums) from the reflector's
 // address to the sender's, with the reflector's changes; the replies of a
-// burst go out with one kick.
+// burst go out with one kick. Both ends keep their FILL ring only as deep
+// as the window needs (FillFramesFor), and no probe is lost for it.
 func TestPathReflectBurst(t *testing.T) {
 	for _, ipv6 := range []bool{false, true} {
-		name := "ipv4"
-		if ipv6 {
-			name = "ipv6"
-		}
-		t.Run(name, func(t *testing.T) {
+		t.Run(familyName(ipv6), func(t *testing.T) {
 			tb := bedtest.New(t, nsbed.Options{})
 			path := NewPath(PathOptions{})
+			const window, token = 100, 0x7b
 			spec := udpSpec(bench.WaitSpin)
 			spec.Timestamping = false
+			// Both ends keep their FILL ring just deep enough for the window.
+			spec.Inflight = window
 			ln, refl := listenIn(t, tb, nsbed.B, path, bench.ListenSpec{ConnSpec: spec, Local: netip.AddrPortFrom(addrOf(tb, nsbed.B, ipv6), 0)})
 			local := addrOf(tb, nsbed.A, ipv6)
 			sender := dialIn(t, tb, nsbed.A, path, bench.DialSpec{ConnSpec: spec, Local: local, Remote: netip.AddrPortFrom(addrOf(tb, nsbed.B, ipv6), ln.Port())})
@@ -94,7 +95,6 @@ func TestPathReflectBurst(t *testing.T) {
 			}
 			stop := startBurstReflector(burst, func(seq uint64) bool { return seq%5 == 0 })
 
-			const window, token = 100, 0x7b
 			windows := 3 * DefaultNumFrames / window
 			probe := make([]byte, pathProbeSize)
 			buf := make([]byte, bench.MaxProbeSize)
@@ -159,6 +159,12 @@ func TestPathReflectBurst(t *testing.T) {
 				t.Errorf("%d bursts of up to %d probes, %d kicks: want bursts of several probes and at most a kick each",
 					res.bursts, res.largest, rc["xsk_tx_kicks"])
 			}
+			for _, c := range []bench.Conn{sender, refl} {
+				want := fmt.Sprintf("FILL ring kept at %d of the %d UMEM frames", FillFramesFor(window), DefaultNumFrames)
+				if notes := strings.Join(c.(bench.Reporter).Notes(), "\n"); !strings.Contains(notes, want) {
+					t.Errorf("notes do not say %q:\n%s", want, notes)
+				}
+			}
 			t.Logf("reflector: %d probes in %d bursts (largest %d), %d replies, %d kicks", n, res.bursts, res.largest, len(seen), rc["xsk_tx_kicks"])
 		})
 	}
@@ -171,11 +177,7 @@ func TestPathReflectBurst(t *testing.T) {
 func TestPathReflectBurstKernelSender(t *testing.T) {
 	const n = 200
 	for _, ipv6 := range []bool{false, true} {
-		name := "ipv4"
-		if ipv6 {
-			name = "ipv6"
-		}
-		t.Run(name, func(t *testing.T) {
+		t.Run(familyName(ipv6), func(t *testing.T) {
 			tb := bedtest.New(t, nsbed.Options{})
 			spec := udpSpec(bench.WaitSpin)
 			spec.Timestamping = false

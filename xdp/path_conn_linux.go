@@ -681,6 +681,9 @@ func (c *udpConn) ReflectBurst(deadline time.Time, reply func(probe []byte, rxUs
 				err = errors.Join(err, ferr)
 			}
 		}
+		if err == nil {
+			err = errors.New("TX ring full")
+		}
 		return handed, fmt.Errorf("send: %d of %d replies not queued: %w", len(replies)-queued, len(replies), err)
 	}
 	if err != nil {

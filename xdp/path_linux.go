@@ -413,10 +413,14 @@ func openSession(o PathOptions, link netlink.Link, local netip.AddrPort, spec be
 		// The session reads the steering metadata only when it takes stamps.
 		RxMetadata: spec.Timestamping,
 	}
+
 	if spec.BusyPoll > 0 {
 		sockOpts.BusyPoll = BusyPoll{Prefer: true, Timeout: spec.BusyPoll}
 	}
 	sockOpts = sockOpts.withDefaults()
+	if f := FillFramesFor(spec.Inflight); f != 0 && f < sockOpts.FillFrames {
+		sockOpts.FillFrames = f
+	}
 	if err := sockOpts.validate(); err != nil {
 		return nil, err
 	}

@@ -415,10 +415,7 @@ func TestPathPingPongKernelBaseline(t *testing.T) {
 func TestPathMixed(t *testing.T) {
 	const n = 100
 	for _, ipv6 := range []bool{false, true} {
-		family := "ipv4"
-		if ipv6 {
-			family = "ipv6"
-		}
+		family := familyName(ipv6)
 		t.Run(family+"/xdp-to-kernel", func(t *testing.T) {
 			tb := bedtest.New(t, nsbed.Options{})
 			ln, refl := listenIn(t, tb, nsbed.B, kernelpath.NewPath(), bench.ListenSpec{

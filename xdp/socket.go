@@ -106,6 +106,13 @@ type Options struct {
 	CompletionRingSize uint32
 	RxRingSize         uint32
 	TxRingSize         uint32
+	// FillFrames is how many frames the FILL ring holds: Open puts them
+	// there and Refill keeps it at that depth. The kernel takes FILL ring
+	// frames in order, so every one of them passes through the caches once
+	// per turn of the ring: a depth just above what can arrive between two
+	// refills keeps the frames in use few and warm (see FillFramesFor).
+	// At most FillRingSize and NumFrames/2; default the smaller of the two.
+	FillFrames uint32
 	// NoTxMetadata registers the UMEM without the 24-byte TX metadata area,
 	// which disables TX timestamps. Default false (metadata requested).
 	NoTxMetadata bool
@@ -132,7 +139,22 @@ func (o Options) withDefaults() Options {
 			*n = DefaultRingSize
 		}
 	}
+	if o.FillFrames == 0 {
+		o.FillFrames = min(o.FillRingSize, o.NumFrames/2)
+	}
 	return o
+}
+
+// FillFramesFor is a FILL ring depth for a peer that keeps at most inflight
+// probes in flight: four frames each (a TCP probe may arrive as several
+// segments, with acknowledgements; UDP probes late after a timeout come on
+// top of the window) plus two receive bursts, so the ring never runs dry
+// between two refills. 0 (unknown) keeps Open's default.
+func FillFramesFor(inflight int) uint32 {
+	if inflight <= 0 {
+		return 0
+	}
+	return uint32(min(4*inflight+64, 1<<24))
 }
 
 // validate checks options that already have their defaults.
@@ -162,6 +184,9 @@ func (o Options) validate() error {
 		if bits.OnesCount32(r.size) != 1 || r.size > 1<<24 {
 			return fmt.Errorf("invalid %s ring size %d: want a power of two up to %d", r.name, r.size, 1<<24)
 		}
+	}
+	if o.FillFrames > o.FillRingSize || o.FillFrames > o.NumFrames/2 {
+		return fmt.Errorf("invalid fill depth %d frames: at most the fill ring size %d and half the %d frames", o.FillFrames, o.FillRingSize, o.NumFrames)
 	}
 	if o.BusyPoll.Timeout < 0 || o.BusyPoll.Timeout > time.Duration(1<<31-1)*time.Microsecond {
 		return fmt.Errorf("invalid busy-poll timeout %v: want 0 to %v", o.BusyPoll.Timeout, time.Duration(1<<31-1)*time.Microsecond)
@@ -195,6 +220,8 @@ type Info struct {
 	FrameCapacity uint32
 
 	FillRingSize, CompletionRingSize, RxRingSize, TxRingSize uint32
+	// FillFrames is the depth the FILL ring is kept at (Options.FillFrames).
+	FillFrames uint32
 
 	// TxMetadataLen is 24 when the UMEM has TX metadata, 0 otherwise.
 	TxMetadataLen uint32

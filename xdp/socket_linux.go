@@ -107,6 +107,7 @@ func Open(opts Options) (*Socket, error) {
 		FrameSize:          opts.FrameSize,
 		Headroom:           opts.Headroom,
 		FillRingSize:       opts.FillRingSize,
+		FillFrames:         opts.FillFrames,
 		CompletionRingSize: opts.CompletionRingSize,
 		RxRingSize:         opts.RxRingSize,
 		TxRingSize:         opts.TxRingSize,
@@ -276,7 +277,7 @@ func openOnce(opts Options, info Info, umem []byte, bindFlags uint16) (_ *Socket
 	}
 	s.pollFDs[0] = unix.PollFd{Fd: int32(fd), Events: unix.POLLIN}
 
-	if _, err := s.Refill(int(min(opts.FillRingSize, opts.NumFrames/2))); err != nil {
+	if _, err := s.Refill(int(opts.FillFrames)); err != nil {
 		return nil, fmt.Errorf("fill the fill ring: %w", err)
 	}
 	return s, nil

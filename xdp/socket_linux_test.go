@@ -893,3 +893,19 @@ func TestWaitReceiveTimesOut(t *testing.T) {
 		t.Errorf("stats %+v: want polls and no rx kicks (veth copy mode never sets need_wakeup on FILL)", st)
 	}
 }
+
+// TestFillDepth: Open puts FillFrames frames in the FILL ring, by default
+// as many as the ring holds up to half the UMEM, and leaves the rest free.
+func TestFillDepth(t *testing.T) {
+	b := newTestbed(t)
+	for _, tt := range []struct{ fill, want uint32 }{{0, 64}, {32, 32}} {
+		s := b.openIn(t, b.nsA, Options{Interface: b.ifA, NumFrames: 256, FillRingSize: 64, FillFrames: tt.fill})
+		if got := s.Info().FillFrames; got != tt.want {
+			t.Errorf("FillFrames %d: Info says %d, want %d", tt.fill, got, tt.want)
+		}
+		if got := s.FreeFrames(); got != 256-int(tt.want) {
+			t.Errorf("FillFrames %d: %d frames free, want %d", tt.fill, got, 256-tt.want)
+		}
+		s.Close()
+	}
+}

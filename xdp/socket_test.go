@@ -21,7 +21,7 @@ func TestParseMode(t *testing.T) {
 func TestOptionsDefaults(t *testing.T) {
 	o := Options{Interface: "eth0"}.withDefaults()
 	want := Options{Interface: "eth0", Mode: ModeAuto, NumFrames: 4096, FrameSize: 4096,
-		FillRingSize: 2048, CompletionRingSize: 2048, RxRingSize: 2048, TxRingSize: 2048}
+		FillRingSize: 2048, CompletionRingSize: 2048, RxRingSize: 2048, TxRingSize: 2048, FillFrames: 2048}
 	if o != want {
 		t.Fatalf("defaults = %+v, want %+v", o, want)
 	}
@@ -50,6 +50,9 @@ func TestOptionsValidate(t *testing.T) {
 		{"completion ring", func(o *Options) { o.CompletionRingSize = 3 }, "invalid completion ring size 3"},
 		{"rx ring", func(o *Options) { o.RxRingSize = 1 << 25 }, "invalid rx ring size"},
 		{"tx ring", func(o *Options) { o.TxRingSize = 6 }, "invalid tx ring size 6"},
+		{"ok fill depth", func(o *Options) { o.FillFrames = 68 }, ""},
+		{"fill depth above ring", func(o *Options) { o.FillRingSize = 64; o.FillFrames = 65 }, "invalid fill depth 65"},
+		{"fill depth above half the frames", func(o *Options) { o.NumFrames = 256; o.FillFrames = 129 }, "invalid fill depth 129"},
 		{"busy poll timeout", func(o *Options) { o.BusyPoll.Timeout = -time.Microsecond }, "invalid busy-poll timeout"},
 		{"busy poll budget", func(o *Options) { o.BusyPoll.Budget = 70000 }, "invalid busy-poll budget 70000"},
 	}
@@ -65,6 +68,17 @@ func TestOptionsValidate(t *testing.T) {
 				t.Fatalf("error = %v, want one containing %q", err, tt.wantErr)
 			}
 		})
+	}
+}
+
+func TestFillFramesFor(t *testing.T) {
+	for _, tt := range []struct {
+		inflight int
+		want     uint32
+	}{{-1, 0}, {0, 0}, {1, 68}, {64, 320}, {256, 1088}, {1024, 4160}} {
+		if got := FillFramesFor(tt.inflight); got != tt.want {
+			t.Errorf("FillFramesFor(%d) = %d, want %d", tt.inflight, got, tt.want)
+		}
 	}
 }
 

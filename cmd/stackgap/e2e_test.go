@@ -1009,6 +1009,7 @@ func udpExchange(t *testing.T, tb *testbed.Testbed) {
 func TestXDPLoss(t *testing.T) {
 	tb := newTestbed(t)
 	startReflector(t, tb, "--xdp-drop", "10")
+	var plainNotes []string
 	load := func(transport, timeout string, extra ...string) results.Counters {
 		out := filepath.Join(t.TempDir(), "run")
 		// TCP recovers a dropped segment after an RTO of at least 200 ms
@@ -1019,6 +1020,7 @@ func TestXDPLoss(t *testing.T) {
 			"--warmup", "20", "--timeout", timeout, "--inflight", "4", "--out", out}
 		mustRun(t, tb, append(args, extra...)...)
 		r := mustLoad(t, out)
+		plainNotes = r.Phases[0].Notes
 		return r.Phases[0].Counters
 	}
 	udp, tcp := load("udp", "100ms"), load("tcp", "10s")
@@ -1031,6 +1033,11 @@ func TestXDPLoss(t *testing.T) {
 	}
 	if plain.Reflector["rx_bursts"] == 0 {
 		t.Errorf("udp --no-timestamps: the reflector counted no bursts: %v", plain.Reflector)
+	}
+	// The reflector learns the window (4 in flight) and keeps its FILL ring
+	// as deep as it needs, like the sender: 4 frames each plus 64.
+	if notes := strings.Join(plainNotes, "\n"); strings.Count(notes, "FILL ring kept at 80 of the 4096 UMEM frames") != 2 {
+		t.Errorf("udp --no-timestamps: want the sender's and the reflector's FILL ring depth of 80 in the notes:\n%s", notes)
 	}
 	if tcp.Received != 300 || tcp.Lost != 0 {
 		t.Errorf("tcp: counters %+v, want every probe delivered", tcp)
