@@ -26,16 +26,8 @@ func (l *reflectLoop) burstLoop(conn BurstReflector, s *reflectSession) {
 	var done [burstRecords]burstRecord
 	recorded := done[:0]
 	reply := func(b []byte, rxUser int64) bool {
-		p, err := ParseProbe(b)
-		switch {
-		case err != nil:
-			l.c.malformed++
-			return false
-		case p.Token != l.p.Token:
-			l.c.badToken++
-			return false
-		case p.Flags&FlagReply != 0:
-			l.c.notRequest++
+		p, ok := l.request(b)
+		if !ok {
 			return false
 		}
 		l.c.received++
@@ -73,12 +65,9 @@ func (l *reflectLoop) burstLoop(conn BurstReflector, s *reflectSession) {
 			errorsInRow = 0
 		case errors.Is(err, ErrTimeout):
 			now = l.clock.Now()
-			if now-lastValid > idle {
-				l.endReason = fmt.Sprintf("no probe for %v (idle timeout)", l.idle)
+			if l.idleEnded(conn, now, lastValid, idle) {
 				return
 			}
-			l.drainTx(conn, l.tx.stamp)
-			l.rotate(now)
 			continue
 		case errors.Is(err, io.EOF):
 			return

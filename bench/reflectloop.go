@@ -93,12 +93,9 @@ func (l *reflectLoop) loop(conn Conn, s *reflectSession) {
 			now = l.clock.Now()
 			switch {
 			case errors.Is(err, ErrTimeout):
-				if now-lastValid > idle {
-					l.endReason = fmt.Sprintf("no probe for %v (idle timeout)", l.idle)
+				if l.idleEnded(conn, now, lastValid, idle) {
 					return
 				}
-				l.drainTx(conn, onStamp)
-				l.rotate(now)
 				continue
 			case errors.Is(err, io.EOF):
 				// The sender closes its end when its phase is over: normal.
@@ -113,16 +110,8 @@ func (l *reflectLoop) loop(conn Conn, s *reflectSession) {
 		}
 		now = max(rx.User, now)
 		errorsInRow = 0
-		p, err := ParseProbe(b)
-		switch {
-		case err != nil:
-			l.c.malformed++
-			continue
-		case p.Token != l.p.Token:
-			l.c.badToken++
-			continue
-		case p.Flags&FlagReply != 0:
-			l.c.notRequest++
+		p, ok := l.request(b)
+		if !ok {
 			continue
 		}
 		l.c.received++
@@ -170,6 +159,37 @@ func (l *reflectLoop) loop(conn Conn, s *reflectSession) {
 			l.rotate(now)
 		}
 	}
+}
+
+// request parses b as a probe of the session's and counts why it is not
+// one when it is not: malformed, another session's token, or a reply.
+func (l *reflectLoop) request(b []byte) (Probe, bool) {
+	p, err := ParseProbe(b)
+	switch {
+	case err != nil:
+		l.c.malformed++
+		return p, false
+	case p.Token != l.p.Token:
+		l.c.badToken++
+		return p, false
+	case p.Flags&FlagReply != 0:
+		l.c.notRequest++
+		return p, false
+	}
+	return p, true
+}
+
+// idleEnded handles a receive that timed out at now: it ends the session
+// when no probe came for the idle timeout (the last at lastValid), and
+// otherwise collects TX stamps and closes the interval if one is due.
+func (l *reflectLoop) idleEnded(conn Conn, now, lastValid, idle int64) bool {
+	if now-lastValid > idle {
+		l.endReason = fmt.Sprintf("no probe for %v (idle timeout)", l.idle)
+		return true
+	}
+	l.drainTx(conn, l.tx.stamp)
+	l.rotate(now)
+	return false
 }
 
 // reflectCounters are a session's per-probe counters: plain fields, not a
