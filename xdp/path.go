@@ -290,8 +290,12 @@ func (n sessionNotes) lines() []string {
 	default:
 		out = append(out, "af_xdp socket in copy mode (requested)")
 	}
-	out = append(out, fmt.Sprintf("af_xdp socket on %s (driver %s) queue %d; FILL ring kept at %d of the %d UMEM frames",
-		n.info.Interface, driver, n.info.QueueID, n.info.FillFrames, n.info.NumFrames))
+	chunks := "aligned"
+	if n.info.UnalignedChunks {
+		chunks = "unaligned"
+	}
+	out = append(out, fmt.Sprintf("af_xdp socket on %s (driver %s) queue %d, UMEM in %s-chunk mode; FILL ring kept at %d of the %d UMEM frames",
+		n.info.Interface, driver, n.info.QueueID, chunks, n.info.FillFrames, n.info.NumFrames))
 	steer := fmt.Sprintf("steering program attached in %s mode", n.steerMode)
 	if n.steerShared {
 		steer += " (shared with an earlier session on this interface; its mode and counters are the interface's)"

@@ -150,7 +150,7 @@ func TestCounterMap(t *testing.T) {
 }
 
 func TestSessionNotes(t *testing.T) {
-	veth := Info{Interface: "veth0", Driver: "veth", Mode: ModeCopy, TxMetadataLen: 24,
+	veth := Info{Interface: "veth0", Driver: "veth", Mode: ModeCopy, TxMetadataLen: 24, UnalignedChunks: true,
 		ZeroCopyNote: "zero-copy not supported by veth driver on veth0 queue 0: operation not supported"}
 	tests := []struct {
 		name string
@@ -159,6 +159,7 @@ func TestSessionNotes(t *testing.T) {
 	}{
 		{"veth defaults", sessionNotes{info: veth, steerMode: SteerModeDriver}, []string{
 			"af_xdp socket in copy mode: zero-copy not supported by veth driver",
+			"af_xdp socket on veth0 (driver veth) queue 0, UMEM in unaligned-chunk mode; FILL ring kept at",
 			"steering program attached in driver mode",
 			"NIC RX hardware stamps not requested",
 			"tx stamp: sw_completion (copy mode)",
@@ -188,6 +189,7 @@ func TestSessionNotes(t *testing.T) {
 			steerMode: SteerModeDriver, steerShared: true, hardwareAsked: true, hardwareRX: true,
 			counters: pathCounters{RxProbes: 10, RxHardwareStamps: 10}, hardwareClock: "NIC hardware stamps converted from PTP clock /dev/ptp0"}, []string{
 			"af_xdp socket in zero-copy mode",
+			"UMEM in aligned-chunk mode",
 			"shared with an earlier session",
 			"busy polling active",
 			"NIC RX hardware stamps present",

@@ -113,6 +113,15 @@ type Options struct {
 	// refills keeps the frames in use few and warm (see FillFramesFor).
 	// At most FillRingSize and NumFrames/2; default the smaller of the two.
 	FillFrames uint32
+	// AlignedChunks registers the UMEM in aligned-chunk mode. By default it
+	// is registered with XDP_UMEM_UNALIGNED_CHUNK_FLAG, one frame per chunk
+	// all the same: for every frame it receives, the kernel then takes a
+	// buffer head from a stack of recently used ones, where aligned mode
+	// uses the head fixed to the frame's chunk, one per UMEM frame, whose
+	// cache lines go cold as the frames take turns in the FILL ring (xp_alloc,
+	// net/xdp/xsk_buff_pool.c). A kernel that refuses the flag (before 5.4)
+	// gets aligned mode. Default false.
+	AlignedChunks bool
 	// NoTxMetadata registers the UMEM without the 24-byte TX metadata area,
 	// which disables TX timestamps. Default false (metadata requested).
 	NoTxMetadata bool
@@ -222,6 +231,10 @@ type Info struct {
 	FillRingSize, CompletionRingSize, RxRingSize, TxRingSize uint32
 	// FillFrames is the depth the FILL ring is kept at (Options.FillFrames).
 	FillFrames uint32
+
+	// UnalignedChunks says the UMEM was registered with
+	// XDP_UMEM_UNALIGNED_CHUNK_FLAG (Options.AlignedChunks).
+	UnalignedChunks bool
 
 	// TxMetadataLen is 24 when the UMEM has TX metadata, 0 otherwise.
 	TxMetadataLen uint32

@@ -202,11 +202,11 @@ func openOnce(opts Options, info Info, umem []byte, bindFlags uint16) (_ *Socket
 		}
 	}()
 
-	txMetaLen, note, err := registerUMEM(fd, umem, opts, !opts.NoTxMetadata)
+	txMetaLen, note, unaligned, err := registerUMEM(fd, umem, opts, !opts.NoTxMetadata)
 	if err != nil {
 		return nil, err
 	}
-	s.info.TxMetadataLen, s.info.TxMetadataNote = txMetaLen, note
+	s.info.TxMetadataLen, s.info.TxMetadataNote, s.info.UnalignedChunks = txMetaLen, note, unaligned
 	s.layout = newFrameLayout(opts.NumFrames, opts.FrameSize, opts.Headroom, txMetaLen)
 	s.info.FrameCapacity = s.layout.capacity()
 	s.frames = newFrameTable(s.layout)
@@ -283,17 +283,33 @@ func openOnce(opts Options, info Info, umem []byte, bindFlags uint16) (_ *Socket
 	return s, nil
 }
 
-// registerUMEM registers umem with XDP_UMEM_REG, asking for TX metadata when
-// withMeta is set. Kernels 6.8-6.10 read tx_metadata_len without knowing the
-// XDP_UMEM_TX_METADATA_LEN flag, so a refused flag is retried without it
+// registerUMEM registers umem with XDP_UMEM_REG: in unaligned-chunk mode
+// unless opts.AlignedChunks asks for aligned mode or the kernel refuses the
+// flag, and with TX metadata when withMeta is set (see registerChunks).
+func registerUMEM(fd int, umem []byte, opts Options, withMeta bool) (txMetaLen uint32, note string, unaligned bool, err error) {
+	if !opts.AlignedChunks {
+		txMetaLen, note, err = registerChunks(fd, umem, opts, withMeta, unix.XDP_UMEM_UNALIGNED_CHUNK_FLAG)
+		if !errors.Is(err, unix.EINVAL) {
+			return txMetaLen, note, err == nil, err
+		}
+	}
+	txMetaLen, note, err = registerChunks(fd, umem, opts, withMeta, 0)
+	return txMetaLen, note, false, err
+}
+
+// registerChunks registers umem with XDP_UMEM_REG and the chunk-mode flags
+// chunkFlags, asking for TX metadata when withMeta is set. Kernels 6.8-6.10
+// read tx_metadata_len without knowing the XDP_UMEM_TX_METADATA_LEN flag, so
+// a refused flag is retried without it
 // (Documentation/networking/xsk-tx-metadata.rst); a refused length is
 // retried without metadata.
-func registerUMEM(fd int, umem []byte, opts Options, withMeta bool) (txMetaLen uint32, note string, err error) {
+func registerChunks(fd int, umem []byte, opts Options, withMeta bool, chunkFlags uint32) (txMetaLen uint32, note string, err error) {
 	reg := unix.XDPUmemReg{
 		Addr:     uint64(uintptr(unsafe.Pointer(&umem[0]))),
 		Len:      uint64(len(umem)),
 		Size:     opts.FrameSize,
 		Headroom: opts.Headroom,
+		Flags:    chunkFlags,
 	}
 	set := func() error {
 		return setsockopt(fd, unix.SOL_XDP, unix.XDP_UMEM_REG, unsafe.Pointer(&reg), unsafe.Sizeof(reg))
@@ -304,7 +320,7 @@ func registerUMEM(fd int, umem []byte, opts Options, withMeta bool) (txMetaLen u
 		}
 		return 0, "disabled", nil
 	}
-	reg.Flags, reg.Tx_metadata_len = unix.XDP_UMEM_TX_METADATA_LEN, txMetadataLen
+	reg.Flags, reg.Tx_metadata_len = chunkFlags|unix.XDP_UMEM_TX_METADATA_LEN, txMetadataLen
 	flagErr := set()
 	if flagErr == nil {
 		return txMetadataLen, "flag", nil
@@ -312,7 +328,7 @@ func registerUMEM(fd int, umem []byte, opts Options, withMeta bool) (txMetaLen u
 	if !errors.Is(flagErr, unix.EINVAL) {
 		return 0, "", fmt.Errorf("register umem: %w", flagErr)
 	}
-	reg.Flags = 0
+	reg.Flags = chunkFlags
 	if err := set(); err == nil {
 		return txMetadataLen, "legacy", nil
 	}
@@ -539,7 +555,8 @@ func (s *Socket) Refill(max int) (int, error) {
 
 // Receive takes up to len(out) received frames off the RX ring into out and
 // returns how many. It does not block or allocate. The frames belong to the
-// caller until FreeFrame or Transmit; read them with Frame(d.Addr, d.Len).
+// caller until FreeFrame or Transmit; read them with Frame(d.Addr, d.Len):
+// d.Addr is the frame data's UMEM address in either chunk mode.
 // The next frame already known to wait is prefetched into the cache.
 func (s *Socket) Receive(out []Desc) (int, error) {
 	start, got := s.rx.peek(uint32(len(out)))
@@ -549,6 +566,7 @@ func (s *Socket) Receive(out []Desc) (int, error) {
 	var err error
 	for k := range got {
 		d := *s.rx.slot(start + k)
+		d.Addr = rxDataAddr(d.Addr)
 		out[k] = d
 		if _, merr := s.frames.move("receive", d.Addr, ownersOf(OwnerFill), OwnerReceived); merr != nil && err == nil {
 			err = merr
@@ -643,7 +661,7 @@ func (s *Socket) prefetchNextRx() {
 	if s.rx.cachedProd == s.rx.peeked {
 		return
 	}
-	addr := s.rx.slot(s.rx.peeked).Addr
+	addr := rxDataAddr(s.rx.slot(s.rx.peeked).Addr)
 	if addr >= s.layout.size() {
 		return
 	}

@@ -293,12 +293,31 @@ func clockNs(tb testing.TB, clock int32) uint64 {
 	return uint64(ts.Nano())
 }
 
+// TestReceiveUDPFromPeer receives datagrams in both UMEM chunk modes, with
+// and without UMEM headroom: every descriptor's address must come out as
+// the frame's data address, with the XDP program's metadata right before it.
 func TestReceiveUDPFromPeer(t *testing.T) {
+	for _, tt := range []struct {
+		aligned  bool
+		headroom uint32
+	}{{false, 0}, {true, 0}, {false, 64}, {true, 64}} {
+		name := fmt.Sprintf("unaligned/headroom=%d", tt.headroom)
+		if tt.aligned {
+			name = fmt.Sprintf("aligned/headroom=%d", tt.headroom)
+		}
+		t.Run(name, func(t *testing.T) { testReceiveUDPFromPeer(t, tt.aligned, tt.headroom) })
+	}
+}
+
+func testReceiveUDPFromPeer(t *testing.T, aligned bool, headroom uint32) {
 	b := newTestbed(t)
-	s := b.openIn(t, b.nsA, Options{Interface: b.ifA})
+	s := b.openIn(t, b.nsA, Options{Interface: b.ifA, AlignedChunks: aligned, Headroom: headroom})
 	b.redirect(t, b.nsA, b.idxA, s, 8)
 	if got := s.Mode(); got != ModeCopy {
 		t.Fatalf("mode on veth = %q, want copy", got)
+	}
+	if got := s.Info().UnalignedChunks; got == aligned {
+		t.Fatalf("Info.UnalignedChunks = %v with AlignedChunks %v", got, aligned)
 	}
 
 	var conn *net.UDPConn
@@ -335,8 +354,8 @@ func TestReceiveUDPFromPeer(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, d := range descs[:n] {
-			if off := d.Addr % 4096; off != 256 {
-				t.Errorf("rx frame at chunk offset %d, want 256 (XDP_PACKET_HEADROOM)", off)
+			if off := d.Addr % 4096; off != uint64(256+headroom) {
+				t.Errorf("rx frame at chunk offset %d, want 256 (XDP_PACKET_HEADROOM) + %d", off, headroom)
 			}
 			f := s.Frame(d.Addr, int(d.Len))
 			if len(f) >= 42 && bytes.Equal(f[0:6], b.macA) && binary.BigEndian.Uint16(f[12:]) == 0x0800 &&

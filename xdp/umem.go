@@ -21,9 +21,26 @@ const (
 	txMetadataDescOption      = 2 // XDP_TX_METADATA in xdp_desc.options
 )
 
-// frameLayout is the geometry of a UMEM in aligned-chunk mode: numFrames
-// chunks of chunkSize bytes. Every frame this package hands out (received or
-// allocated for transmit) starts dataOffset bytes into its chunk:
+// RX descriptors of a UMEM in unaligned-chunk mode carry the chunk's address
+// in their low 48 bits and the data's offset into it in the high 16
+// (XSK_UNALIGNED_BUF_OFFSET_SHIFT, include/uapi/linux/if_xdp.h).
+const (
+	unalignedOffsetShift = 48
+	unalignedAddrMask    = 1<<unalignedOffsetShift - 1
+)
+
+// rxDataAddr is the UMEM address of a received frame's data, from its RX
+// descriptor's address in either chunk mode: an aligned-mode address, below
+// 2^48, is that address already.
+func rxDataAddr(desc uint64) uint64 {
+	return desc&unalignedAddrMask + desc>>unalignedOffsetShift
+}
+
+// frameLayout is the geometry of a UMEM: numFrames chunks of chunkSize
+// bytes, one frame per chunk in either chunk mode (this package puts only
+// chunk starts in the FILL ring). Every frame this package hands out
+// (received or allocated for transmit) starts dataOffset bytes into its
+// chunk:
 //
 //	chunk start                                                   chunk end
 //	| XDP_PACKET_HEADROOM (256) | UMEM headroom | frame data ...          |

@@ -31,6 +31,23 @@ func TestFrameLayout(t *testing.T) {
 	}
 }
 
+func TestRxDataAddr(t *testing.T) {
+	tests := []struct {
+		desc, want uint64
+	}{
+		{3*4096 + 256, 3*4096 + 256},          // aligned mode: the data address itself
+		{3*4096 | 256<<48, 3*4096 + 256},      // unaligned: chunk 3, data 256 bytes in
+		{3*4096 + 64 | 256<<48, 3*4096 + 320}, // unaligned: an offset on both sides
+		{1<<48 - 1, 1<<48 - 1},                // the largest address without an offset
+		{0xffff << 48, 0xffff},                // the largest offset
+	}
+	for _, tt := range tests {
+		if got := rxDataAddr(tt.desc); got != tt.want {
+			t.Errorf("rxDataAddr(%#x) = %#x, want %#x", tt.desc, got, tt.want)
+		}
+	}
+}
+
 func TestFrameTableNeverHandsOutAFrameTwice(t *testing.T) {
 	ft := newFrameTable(newFrameLayout(8, 4096, 0, 0))
 	seen := map[uint32]bool{}

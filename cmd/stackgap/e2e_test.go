@@ -1039,6 +1039,9 @@ func TestXDPLoss(t *testing.T) {
 	if notes := strings.Join(plainNotes, "\n"); strings.Count(notes, "FILL ring kept at 80 of the 4096 UMEM frames") != 2 {
 		t.Errorf("udp --no-timestamps: want the sender's and the reflector's FILL ring depth of 80 in the notes:\n%s", notes)
 	}
+	if notes := strings.Join(plainNotes, "\n"); strings.Count(notes, "UMEM in unaligned-chunk mode") != 2 {
+		t.Errorf("udp --no-timestamps: want both hosts' UMEM in unaligned-chunk mode in the notes:\n%s", notes)
+	}
 	if tcp.Received != 300 || tcp.Lost != 0 {
 		t.Errorf("tcp: counters %+v, want every probe delivered", tcp)
 	}
