@@ -33,9 +33,12 @@
 // kick the kernel cannot progress on (completion ring full) leaves TxStalled
 // set, and Complete kicks again once it has made room.
 //
-// UMEM chunk layout (aligned mode): the kernel writes received data at
+// UMEM chunk layout: one frame per chunk in either chunk mode (unaligned by
+// default, see Options.AlignedChunks); the kernel writes received data at
 // 256 (XDP_PACKET_HEADROOM) + Headroom bytes into a chunk, and AllocFrame
-// hands out the same offset. The 24 bytes before a frame hold, on transmit,
+// hands out the same offset. Receive decodes unaligned-mode RX addresses
+// (offset in the top 16 bits), so every address this package hands out is
+// the frame data's UMEM offset. The 24 bytes before a frame hold, on transmit,
 // the TX metadata (struct xsk_tx_metadata: the timestamp request and the
 // completion timestamp) and, on receive, the end of the XDP program's
 // metadata (MetadataBefore).
