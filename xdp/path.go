@@ -198,9 +198,12 @@ type pathCounters struct {
 	// compared with RxFrames, how often the Conn had nothing to do (a
 	// saturated one never waits).
 	RxWaits uint64
-	// RxBursts counts ReflectBurst's non-empty receives: RxFrames per
-	// RxBursts is a burst reflector's mean burst size.
-	RxBursts        uint64
+	// RxBursts counts ReflectBurst's bursts (each sent with one kick):
+	// RxFrames per RxBursts is a burst reflector's mean burst size.
+	RxBursts uint64
+	// RxJoined counts frames that arrived while a burst was handled and
+	// joined it.
+	RxJoined        uint64
 	TxFrames        uint64 // frames put on the TX ring
 	TxCompletions   uint64 // frames back from the completion ring
 	TxMissingStamps uint64 // completions without a TX timestamp
@@ -231,6 +234,7 @@ func counterMap(c pathCounters, s Stats, st SteerStats, steerOK bool) map[string
 	add("rx_too_long", c.RxTooLong)
 	add("rx_waits", c.RxWaits)
 	add("rx_bursts", c.RxBursts)
+	add("rx_joined", c.RxJoined)
 	add("tx_frames", c.TxFrames)
 	add("tx_completions", c.TxCompletions)
 	add("tx_missing_stamps", c.TxMissingStamps)

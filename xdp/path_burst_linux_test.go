@@ -206,3 +206,71 @@ func TestPathReflectBurstKernelSender(t *testing.T) {
 		})
 	}
 }
+
+// TestPathReflectBurstJoins holds a burst of one probe in the reflector's
+// hands until five more wait on its RX ring: they must join the burst, and
+// all six replies leave with one kick.
+func TestPathReflectBurstJoins(t *testing.T) {
+	tb := bedtest.New(t, nsbed.Options{})
+	spec := udpSpec(bench.WaitSpin)
+	spec.Timestamping = false
+	ln, refl := listenIn(t, tb, nsbed.B, NewPath(PathOptions{}), bench.ListenSpec{ConnSpec: spec, Local: netip.AddrPortFrom(addrOf(tb, nsbed.B, false), 0)})
+	sender := dialIn(t, tb, nsbed.A, NewPath(PathOptions{}), bench.DialSpec{ConnSpec: spec, Local: addrOf(tb, nsbed.A, false),
+		Remote: netip.AddrPortFrom(addrOf(tb, nsbed.B, false), ln.Port())})
+	const token, joining = 0x7b, 5
+	held, proceed := make(chan struct{}), make(chan struct{})
+	type outcome struct {
+		handed int
+		err    error
+	}
+	done := make(chan outcome, 1)
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		first := true
+		n, err := refl.(bench.BurstReflector).ReflectBurst(time.Now().Add(5*time.Second), func(b []byte, _ int64) bool {
+			if first {
+				first = false
+				close(held)
+				<-proceed
+			}
+			bench.MarkReply(b, bench.StampUnknown, 0)
+			return true
+		})
+		done <- outcome{n, err}
+	}()
+	probe := make([]byte, pathProbeSize)
+	send := func(seq uint64) {
+		bench.MarshalProbe(probe, token, seq)
+		if _, err := sender.Send(probe); err != nil {
+			t.Fatalf("send %d: %v", seq, err)
+		}
+	}
+	send(0)
+	select {
+	case <-held:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the reflector got no probe")
+	}
+	for seq := range uint64(joining) {
+		send(seq + 1)
+	}
+	// Give the five time to reach the reflector's RX ring: the XDP program
+	// runs inside each send's kick, so they are there well before this.
+	time.Sleep(50 * time.Millisecond)
+	close(proceed)
+	res := <-done
+	if res.err != nil || res.handed != 1+joining {
+		t.Fatalf("ReflectBurst handed %d probes (%v), want %d", res.handed, res.err, 1+joining)
+	}
+	buf := make([]byte, bench.MaxProbeSize)
+	for range 1 + joining {
+		if _, _, err := sender.Recv(buf, time.Now().Add(time.Second)); err != nil {
+			t.Fatalf("reply: %v", err)
+		}
+	}
+	rc := refl.(bench.Reporter).Counters()
+	if rc["rx_bursts"] != 1 || rc["rx_joined"] != joining || rc["tx_frames"] != 1+joining || rc["xsk_tx_kicks"] != 1 {
+		t.Errorf("reflector counters %v: want one burst of 6, 5 of them joined, sent with one kick", rc)
+	}
+}
