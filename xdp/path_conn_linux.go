@@ -570,20 +570,28 @@ func (s *session) recycle(addr uint64) error {
 	return nil
 }
 
+// takeInto takes the frames waiting on the RX ring into the burst from
+// index from on, up to burstSize, without waiting: their places in the FILL
+// ring are owed from now, and their first cache lines start loading.
+func (c *udpConn) takeInto(from int) (int, error) {
+	s := c.s
+	n, err := s.sock.Receive(s.burst[from:])
+	c.owedFill += n
+	for _, d := range s.burst[from : from+n] {
+		s.sock.prefetchFrame(d.Addr)
+	}
+	return n, err
+}
+
 // join takes the frames that arrived on the RX ring while the burst's first
 // got frames were handled into the burst, up to burstSize, and returns how
 // many it took. It never waits: with nothing there the burst is complete.
 func (c *udpConn) join(got int) (int, error) {
-	s := c.s
-	if got == burstSize || !s.sock.RxAvailable() {
+	if got == burstSize || !c.s.sock.RxAvailable() {
 		return 0, nil
 	}
-	more, err := s.sock.Receive(s.burst[got:])
-	for _, d := range s.burst[got : got+more] {
-		s.sock.prefetchFrame(d.Addr)
-	}
-	c.owedFill += more
-	s.counters.RxJoined += uint64(more)
+	more, err := c.takeInto(got)
+	c.s.counters.RxJoined += uint64(more)
 	if err != nil {
 		return more, fmt.Errorf("receive: %w", err)
 	}
@@ -631,7 +639,7 @@ func (c *udpConn) ReflectBurst(deadline time.Time, reply func(probe []byte, rxUs
 	if err := c.payFill(); err != nil {
 		return 0, err
 	}
-	got, err := s.sock.Receive(s.burst[:])
+	got, err := c.takeInto(0)
 	for got == 0 && err == nil {
 		s.counters.RxWaits++
 		var n int
@@ -641,17 +649,13 @@ func (c *udpConn) ReflectBurst(deadline time.Time, reply func(probe []byte, rxUs
 		if n == 0 {
 			return 0, bench.ErrTimeout
 		}
-		got, err = s.sock.Receive(s.burst[:])
+		got, err = c.takeInto(0)
 	}
 	if err != nil {
 		return 0, fmt.Errorf("receive: %w", err)
 	}
 	now := s.clock.Now()
 	s.counters.RxBursts++
-	c.owedFill += got
-	for _, d := range s.burst[:got] {
-		s.sock.prefetchFrame(d.Addr)
-	}
 	replies := s.txBurst[:0]
 	var last frame.UDPView
 	handed := 0
