@@ -413,7 +413,6 @@ func openSession(o PathOptions, link netlink.Link, local netip.AddrPort, spec be
 		// The session reads the steering metadata only when it takes stamps.
 		RxMetadata: spec.Timestamping,
 	}
-
 	if spec.BusyPoll > 0 {
 		sockOpts.BusyPoll = BusyPoll{Prefer: true, Timeout: spec.BusyPoll}
 	}
