@@ -227,14 +227,6 @@ func (s *Series) openInterval(end time.Time) (Interval, bool, error) {
 	return Interval{Start: s.currentStart, End: end, Encoded: enc}, true, nil
 }
 
-func encodeHistogram(h *hdrhistogram.Histogram) (string, error) {
-	b, err := h.Encode(hdrhistogram.V2CompressedEncodingCookieBase)
-	if err != nil {
-		return "", fmt.Errorf("encode histogram: %w", err)
-	}
-	return string(b), nil
-}
-
 // decodeHistogram decodes a V2 compressed, base64 histogram and insists on the
 // Series geometry, so that merging it can never drop values.
 func decodeHistogram(enc string) (*hdrhistogram.Histogram, error) {
