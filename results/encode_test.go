@@ -115,6 +115,25 @@ func TestEncodeHistogramConcurrent(t *testing.T) {
 	wg.Wait()
 }
 
+// A new Series leaves an idle writer ready, and encoding reuses it rather
+// than building another.
+func TestPrepareEncoderKeepsAWriter(t *testing.T) {
+	NewSeries("rtt", HostSender, SourceUser, "test", t0)
+	encoders.mu.Lock()
+	idle := len(encoders.free)
+	encoders.mu.Unlock()
+	if idle == 0 {
+		t.Fatal("no idle writer after NewSeries")
+	}
+	z := getEncoder()
+	putEncoder(z)
+	again := getEncoder()
+	defer putEncoder(again)
+	if again != z {
+		t.Fatal("getEncoder built a new writer although one was idle")
+	}
+}
+
 // BenchmarkEncodeHistogram compares this encoder with hdrhistogram-go's Encode
 // on a second's worth of round trips (go test -bench EncodeHistogram ./results/).
 func BenchmarkEncodeHistogram(b *testing.B) {

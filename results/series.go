@@ -131,6 +131,7 @@ func (iv Interval) Histogram() (*hdrhistogram.Histogram, error) {
 
 // NewSeries returns an empty series whose first interval starts at start.
 func NewSeries(name, host, source, layer string, start time.Time) *Series {
+	prepareEncoder()
 	return &Series{
 		Name:         name,
 		Host:         host,
