@@ -108,10 +108,10 @@ func v2Payload(snap *hdrhistogram.Snapshot) []byte {
 	for last >= 0 && snap.Counts[last] == 0 {
 		last--
 	}
-	counts := make([]byte, 0, 256)
+	out := make([]byte, v2HeaderLen, v2HeaderLen+256)
 	for i := 0; i <= last; {
 		if c := snap.Counts[i]; c != 0 {
-			counts = appendZigZag(counts, c)
+			out = appendZigZag(out, c)
 			i++
 			continue
 		}
@@ -121,20 +121,19 @@ func v2Payload(snap *hdrhistogram.Snapshot) []byte {
 			i++
 		}
 		if run == 1 {
-			counts = appendZigZag(counts, 0)
+			out = appendZigZag(out, 0)
 		} else {
-			counts = appendZigZag(counts, -int64(run))
+			out = appendZigZag(out, -int64(run))
 		}
 	}
-	out := make([]byte, v2HeaderLen, v2HeaderLen+len(counts))
 	binary.BigEndian.PutUint32(out[0:], uint32(v2Cookie))
-	binary.BigEndian.PutUint32(out[4:], uint32(len(counts)))
+	binary.BigEndian.PutUint32(out[4:], uint32(len(out)-v2HeaderLen))
 	binary.BigEndian.PutUint32(out[8:], 0)
 	binary.BigEndian.PutUint32(out[12:], uint32(snap.SignificantFigures))
 	binary.BigEndian.PutUint64(out[16:], uint64(snap.LowestTrackableValue))
 	binary.BigEndian.PutUint64(out[24:], uint64(snap.HighestTrackableValue))
 	binary.BigEndian.PutUint64(out[32:], math.Float64bits(1))
-	return append(out, counts...)
+	return out
 }
 
 // appendZigZag appends v in HdrHistogram's ZigZag LEB128 form: 7 bits a byte,
