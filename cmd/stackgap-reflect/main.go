@@ -40,8 +40,11 @@ func main() {
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	var xf paths.XDPFlags
 	xf.Register(fs)
-	if err := fs.Parse(os.Args[1:]); err != nil {
-		os.Exit(2)
+	if err := cli.ParseFlags(fs, os.Args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return
+		}
+		cli.Fatal(prog, 2, err)
 	}
 	if *showVersion {
 		fmt.Println(prog, version.String())

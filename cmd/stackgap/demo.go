@@ -19,6 +19,7 @@ import (
 
 	"github.com/stackgap/stackgap/bench"
 	"github.com/stackgap/stackgap/internal/caps"
+	"github.com/stackgap/stackgap/internal/cli"
 	"github.com/stackgap/stackgap/internal/testbed"
 )
 
@@ -32,8 +33,8 @@ func demoCmd(args []string) error {
 	size := fs.Int("size", 64, "probe payload size in bytes")
 	wait := fs.String("wait", "block", "wait strategy on both hosts: block or spin")
 	out := fs.String("out", "", "demo `directory` (default stackgap-results/demo-TIME)")
-	if err := fs.Parse(args); err != nil {
-		return exitError{code: 2}
+	if err := cli.ParseFlags(fs, args); err != nil {
+		return flagError(err)
 	}
 	if fs.NArg() > 0 {
 		return usageError("unexpected argument %q", fs.Arg(0))

@@ -7,6 +7,8 @@
 package main
 
 import (
+	"errors"
+	"flag"
 	"fmt"
 	"os"
 
@@ -46,8 +48,7 @@ func main() {
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 	default:
-		fmt.Fprintf(os.Stderr, "%s: unknown command %q\n%s", prog, os.Args[1], usage)
-		os.Exit(2)
+		cli.Fatal(prog, 2, fmt.Errorf("unknown command %q ('stackgap help' lists the commands)", os.Args[1]))
 	}
 	if err != nil {
 		code := 1
@@ -73,6 +74,15 @@ func (e exitError) Error() string {
 		return fmt.Sprintf("exit %d", e.code)
 	}
 	return e.err.Error()
+}
+
+// flagError turns cli.ParseFlags's error into the command's exit: 0 after
+// help, 2 with the one-line message otherwise.
+func flagError(err error) error {
+	if errors.Is(err, flag.ErrHelp) {
+		return exitError{code: 0}
+	}
+	return exitError{code: 2, err: err}
 }
 
 func usageError(format string, args ...any) error {

@@ -2,15 +2,20 @@ package main
 
 import (
 	"flag"
+	"fmt"
 	"os"
 
+	"github.com/stackgap/stackgap/internal/cli"
 	"github.com/stackgap/stackgap/results"
 )
 
 func reportCmd(args []string) error {
 	fs := flag.NewFlagSet("stackgap report", flag.ContinueOnError)
-	if err := fs.Parse(args); err != nil {
-		return exitError{code: 2}
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: stackgap report DIR\n\nPrints the tables of the run directory DIR (written by stackgap run or demo) again.")
+	}
+	if err := cli.ParseFlags(fs, args); err != nil {
+		return flagError(err)
 	}
 	if fs.NArg() != 1 {
 		return usageError("report takes one run directory")

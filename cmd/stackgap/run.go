@@ -50,8 +50,8 @@ func runCmd(args []string) error {
 	xf.Register(fs)
 	out := fs.String("out", "", "run `directory` for the results (default stackgap-results/run-TIME)")
 	quiet := fs.Bool("quiet", false, "print only the run directory")
-	if err := fs.Parse(args); err != nil {
-		return exitError{code: 2}
+	if err := cli.ParseFlags(fs, args); err != nil {
+		return flagError(err)
 	}
 	if fs.NArg() > 0 {
 		return usageError("unexpected argument %q", fs.Arg(0))

@@ -4,7 +4,9 @@ package cli
 
 import (
 	"errors"
+	"flag"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -75,4 +77,31 @@ func Fatal(prog string, code int, err error) {
 	msg := strings.ReplaceAll(err.Error(), "\n", "; ")
 	fmt.Fprintf(os.Stderr, "%s: %s\n", prog, msg)
 	os.Exit(code)
+}
+
+// ParseFlags parses args with fs, a flag.ContinueOnError set. Asked for help
+// (-h, --help), it prints fs's flags on stdout and returns flag.ErrHelp. Any
+// other mistake comes back as one line that names it and points to -h,
+// instead of the flag package's message followed by every flag.
+func ParseFlags(fs *flag.FlagSet, args []string) error {
+	// The flag package prints the error and calls Usage on every mistake;
+	// both are held back here.
+	usage := fs.Usage
+	fs.Usage = func() {}
+	fs.SetOutput(io.Discard)
+	err := fs.Parse(args)
+	fs.Usage = usage
+	fs.SetOutput(os.Stdout)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, flag.ErrHelp):
+		if usage == nil {
+			fs.PrintDefaults()
+		} else {
+			usage()
+		}
+		return flag.ErrHelp
+	}
+	return fmt.Errorf("%w ('%s -h' lists the flags)", err, fs.Name())
 }

@@ -1,9 +1,12 @@
 package cli
 
 import (
+	"errors"
+	"flag"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -59,5 +62,38 @@ func TestReadSecret(t *testing.T) {
 	}
 	if b, err := ReadSecret(""); b != nil || err != nil {
 		t.Fatalf("no file: %q %v", b, err)
+	}
+}
+
+func TestParseFlags(t *testing.T) {
+	newSet := func() (*flag.FlagSet, *int) {
+		fs := flag.NewFlagSet("tool sub", flag.ContinueOnError)
+		return fs, fs.Int("n", 1, "a number")
+	}
+	fs, n := newSet()
+	if err := ParseFlags(fs, []string{"-n", "3", "rest"}); err != nil || *n != 3 || fs.Arg(0) != "rest" {
+		t.Errorf("good flags: err %v, n %d, args %v", err, *n, fs.Args())
+	}
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-x"}, "flag provided but not defined: -x ('tool sub -h' lists the flags)"},
+		{[]string{"-n", "many"}, `invalid value "many" for flag -n: parse error ('tool sub -h' lists the flags)`},
+		{[]string{"-n"}, "flag needs an argument: -n ('tool sub -h' lists the flags)"},
+	} {
+		fs, _ := newSet()
+		var out strings.Builder
+		fs.Usage = func() { out.WriteString("usage printed") }
+		err := ParseFlags(fs, tt.args)
+		if err == nil || err.Error() != tt.want || strings.Contains(err.Error(), "\n") || out.Len() > 0 {
+			t.Errorf("%v: err %v, usage %q; want one line %q and no usage", tt.args, err, out.String(), tt.want)
+		}
+	}
+	fs, _ = newSet()
+	printed := false
+	fs.Usage = func() { printed = true }
+	if err := ParseFlags(fs, []string{"-h"}); !errors.Is(err, flag.ErrHelp) || !printed {
+		t.Errorf("-h: err %v, usage printed %v; want flag.ErrHelp after the usage", err, printed)
 	}
 }
