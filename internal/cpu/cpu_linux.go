@@ -15,29 +15,27 @@ import (
 const onlinePath = "/sys/devices/system/cpu/online"
 
 // Pin locks the calling goroutine to its OS thread and, when cpu >= 0, binds
-// that thread to cpu. cpu must be online and in the thread's allowed mask
-// (inherited from the process). cpu < 0 only locks the thread.
+// that thread to cpu. cpu must be online and one the process may use (its
+// affinity, as inherited). While the thread is pinned, the process's other
+// threads are kept off its CPU when the process may use another one (see
+// reservations).
 //
-// restore puts the thread's previous affinity back and unlocks it; call it from
-// the same goroutine. On error the thread is left unlocked and unchanged.
+// restore gives the thread back the affinity of the process's other threads
+// and unlocks it; call it from the same goroutine. On error the thread is
+// left unlocked and unchanged.
 func Pin(cpu int) (restore func(), err error) {
 	runtime.LockOSThread()
 	if cpu < 0 {
 		return runtime.UnlockOSThread, nil
 	}
-	var saved unix.CPUSet
-	if err := unix.SchedGetaffinity(0, &saved); err != nil {
+	if err := Check(cpu); err != nil {
 		runtime.UnlockOSThread()
-		return nil, fmt.Errorf("pin to cpu %d: %w", cpu, os.NewSyscallError("sched_getaffinity", err))
+		return nil, err
 	}
-	available, err := usable(&saved)
+	process, err := allowedMask()
 	if err != nil {
 		runtime.UnlockOSThread()
-		return nil, fmt.Errorf("pin to cpu %d: %w", cpu, err)
-	}
-	if !contains(available, cpu) {
-		runtime.UnlockOSThread()
-		return nil, fmt.Errorf("cpu %d not available (allowed: %s)", cpu, formatList(available))
+		return nil, fmt.Errorf("pin to cpu %d: %w", cpu, os.NewSyscallError("sched_getaffinity", err))
 	}
 	var set unix.CPUSet
 	set.Set(cpu)
@@ -45,11 +43,14 @@ func Pin(cpu int) (restore func(), err error) {
 		runtime.UnlockOSThread()
 		return nil, fmt.Errorf("pin to cpu %d: %w", cpu, os.NewSyscallError("sched_setaffinity", err))
 	}
+	tid := unix.Gettid()
+	reserve(tid, cpu, process)
 	return func() {
-		// If the old mask cannot be put back, keep the thread locked: the
+		back := unreserve(unix.Gettid())
+		// If the mask cannot be put back, keep the thread locked: the
 		// runtime then ends it with the goroutine instead of reusing a
 		// thread stuck on one CPU.
-		if unix.SchedSetaffinity(0, &saved) == nil {
+		if unix.SchedSetaffinity(0, &back) == nil {
 			runtime.UnlockOSThread()
 		}
 	}, nil
@@ -149,8 +150,8 @@ func Check(cpu int) error {
 	if cpu < 0 {
 		return nil
 	}
-	var mask unix.CPUSet
-	if err := unix.SchedGetaffinity(0, &mask); err != nil {
+	mask, err := allowedMask()
+	if err != nil {
 		return fmt.Errorf("check cpu %d: %w", cpu, os.NewSyscallError("sched_getaffinity", err))
 	}
 	available, err := usable(&mask)

@@ -230,8 +230,124 @@ func runPinned(cpu int, fn func() error) error {
 			done <- err
 			return
 		}
-		defer restore()
-		done <- fn()
+		err = fn()
+		restore() // before the caller looks at the threads
+		done <- err
 	}()
 	return <-done
+}
+
+// affinities returns every thread's affinity.
+func affinities(t *testing.T) map[int]unix.CPUSet {
+	t.Helper()
+	masks := map[int]unix.CPUSet{}
+	for _, tid := range threadIDs() {
+		var set unix.CPUSet
+		if unix.SchedGetaffinity(tid, &set) == nil { // a thread may end meanwhile
+			masks[tid] = set
+		}
+	}
+	return masks
+}
+
+// blockThreads parks n goroutines in blocking reads, so the runtime starts
+// threads for them; unblock ends them.
+func blockThreads(t *testing.T, n int) (unblock func()) {
+	t.Helper()
+	var ends []int
+	for range n {
+		var p [2]int
+		if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
+			t.Fatal(err)
+		}
+		ends = append(ends, p[1])
+		go func() {
+			var b [1]byte
+			unix.Read(p[0], b[:])
+			unix.Close(p[0])
+		}()
+	}
+	time.Sleep(20 * time.Millisecond) // the monitor hands their Ps on after 20 µs
+	return func() {
+		for _, fd := range ends {
+			unix.Close(fd)
+		}
+	}
+}
+
+// TestPinKeepsOtherThreadsOff: while a thread is pinned, every other thread
+// of the process runs on the other CPUs, threads started since included once
+// the pinned loop yields; afterwards all get the process's affinity back.
+// Pinning another thread to the same CPU meanwhile works from a thread kept
+// off it.
+func TestPinKeepsOtherThreadsOff(t *testing.T) {
+	allowed := allowedCPUs(t)
+	if len(allowed) < 2 {
+		t.Skipf("needs a process that may use two CPUs, has %v", allowed)
+	}
+	var process unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &process); err != nil {
+		t.Fatal(err)
+	}
+	measuring := allowed[len(allowed)-1]
+	others := process
+	others.Clear(measuring)
+	defer blockThreads(t, 3)()
+
+	check := func(pinned map[int]bool) error {
+		for tid, set := range affinities(t) {
+			switch {
+			case pinned[tid] && (set.Count() != 1 || !set.IsSet(measuring)):
+				return fmt.Errorf("pinned thread %d has %d cpus", tid, set.Count())
+			case !pinned[tid] && set != others:
+				return fmt.Errorf("thread %d may run on cpu %d (%d cpus) while thread %v measures there", tid, measuring, set.Count(), pinned)
+			}
+		}
+		return nil
+	}
+	err := runPinned(measuring, func() error {
+		me := map[int]bool{unix.Gettid(): true}
+		if err := check(me); err != nil {
+			return fmt.Errorf("after Pin: %w", err)
+		}
+		y := NewYielder(time.Nanosecond)
+		// A thread started while the measuring one ran the scheduler
+		// inherits its affinity: stand-in, one thread given it back.
+		for tid := range affinities(t) {
+			if !me[tid] {
+				if err := unix.SchedSetaffinity(tid, &process); err != nil {
+					return err
+				}
+				break
+			}
+		}
+		// Idle threads are reused: block reads until a new one starts.
+		for before := threadCount(); threadCount() == before; {
+			if len(affinities(t)) > 200 {
+				return fmt.Errorf("the runtime started no thread for blocked reads")
+			}
+			defer blockThreads(t, 4)()
+		}
+		if !y.Yield(time.Now().UnixNano()) {
+			return fmt.Errorf("no yield")
+		}
+		me = map[int]bool{unix.Gettid(): true}
+		if err := check(me); err != nil {
+			return fmt.Errorf("after new threads and a yield: %w", err)
+		}
+		second := make(chan error, 1)
+		go func() { second <- runPinned(measuring, func() error { return nil }) }()
+		if err := <-second; err != nil {
+			return fmt.Errorf("second pin from a thread kept off cpu %d: %w", measuring, err)
+		}
+		return check(me)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for tid, set := range affinities(t) {
+		if set != process {
+			t.Errorf("after restore, thread %d has %d cpus, want the process's %d", tid, set.Count(), process.Count())
+		}
+	}
 }

@@ -48,8 +48,9 @@ func NewYielder(interval time.Duration) *Yielder {
 // last one; now is any nanosecond clock reading (the loop's own). It reports
 // whether it yielded. If the goroutine comes back on another thread (a
 // goroutine that blocked in a system call meanwhile can make the scheduler
-// move it), that thread gets the pinned affinity and the old one the
-// process's; Moves counts it.
+// move it), that thread gets the pinned affinity and the old one that of
+// the threads Pin keeps off the measuring CPUs; Moves counts it. Threads the
+// runtime started since the last yield are kept off those CPUs too.
 func (y *Yielder) Yield(now int64) bool {
 	if y == nil || now < y.next {
 		return false
@@ -62,6 +63,7 @@ func (y *Yielder) Yield(now int64) bool {
 	if y.thread.moved() {
 		y.moves++
 	}
+	y.thread.keepOff()
 	return true
 }
 

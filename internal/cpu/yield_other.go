@@ -7,3 +7,4 @@ type threadState struct{}
 
 func currentThread() threadState { return threadState{} }
 func (*threadState) moved() bool { return false }
+func (*threadState) keepOff()    {}

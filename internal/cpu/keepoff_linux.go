@@ -1,0 +1,174 @@
+package cpu
+
+import (
+	"os"
+	"runtime"
+	"strconv"
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+// A pinned measuring thread gets its CPU to itself, as far as this process
+// goes: while it is pinned, every other thread of the process (the Go
+// runtime's monitor, which wakes 100 times a second with a timer interrupt
+// and two context switches, the garbage collector's workers, the threads
+// that run other goroutines) may run on any CPU the process may use except
+// the measuring ones. On a host with a CPU to spare the measuring CPU then
+// sees none of them. When the process may use no other CPU (taskset to the
+// measuring CPU alone), nothing changes.
+var reserved reservations
+
+// reservations is the process's pinned measuring threads.
+type reservations struct {
+	mu sync.Mutex
+	// threads maps each pinned measuring thread to its CPU.
+	threads map[int]int
+	// process is the affinity threads had before the first pin, and what
+	// they get back after the last one.
+	process unix.CPUSet
+	// others is what every other thread gets while threads is not empty:
+	// process less the measuring CPUs, or process itself if that leaves
+	// none.
+	others unix.CPUSet
+}
+
+// allowedMask is the affinity the process may use: the one from before the
+// first pin while threads are pinned (the calling thread may be one kept off
+// their CPUs), else the calling thread's.
+func allowedMask() (unix.CPUSet, error) {
+	reserved.mu.Lock()
+	defer reserved.mu.Unlock()
+	if len(reserved.threads) > 0 {
+		return reserved.process, nil
+	}
+	var set unix.CPUSet
+	err := unix.SchedGetaffinity(0, &set)
+	return set, err
+}
+
+// reserve records tid as pinned to cpu (process: the affinity the thread
+// had before, when it is the first) and moves every other thread off the
+// measuring CPUs.
+func reserve(tid, cpu int, process unix.CPUSet) {
+	r := &reserved
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.threads) == 0 {
+		r.threads = map[int]int{}
+		r.process = process
+	}
+	r.threads[tid] = cpu
+	r.update()
+}
+
+// unreserve ends tid's reservation and returns the affinity the thread
+// should get back: that of the other threads.
+func unreserve(tid int) unix.CPUSet {
+	r := &reserved
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.threads[tid]; !ok {
+		var set unix.CPUSet
+		_ = unix.SchedGetaffinity(0, &set)
+		return set
+	}
+	delete(r.threads, tid)
+	r.update()
+	if len(r.threads) == 0 {
+		return r.process
+	}
+	return r.others
+}
+
+// handOver moves tid from's reservation to tid to, after the measuring
+// goroutine came back from a yield on another thread (pinned by the caller),
+// and gives from the other threads' affinity. It reports false when from
+// held none.
+func handOver(from, to int) bool {
+	r := &reserved
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	cpu, ok := r.threads[from]
+	if !ok {
+		return false
+	}
+	delete(r.threads, from)
+	r.threads[to] = cpu
+	_ = unix.SchedSetaffinity(from, &r.others)
+	return true
+}
+
+// keepOffAgain applies the other threads' affinity again, to threads started
+// since, which may have inherited a measuring thread's.
+func keepOffAgain() {
+	r := &reserved
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.threads) > 0 {
+		r.apply(r.others)
+	}
+}
+
+// update recomputes others and applies it to every thread not pinned, or
+// process once no thread is. r.mu is held.
+func (r *reservations) update() {
+	if len(r.threads) == 0 {
+		r.apply(r.process)
+		return
+	}
+	r.others = r.process
+	for _, cpu := range r.threads {
+		r.others.Clear(cpu)
+	}
+	if r.others.Count() == 0 {
+		r.others = r.process
+	}
+	r.apply(r.others)
+}
+
+// apply gives mask to every thread of the process that is not pinned. A
+// thread that ended meanwhile is skipped; one whose affinity cannot be set
+// keeps its own: keeping threads off is an optimisation, never a reason to
+// fail a measurement. A thread that another one started while this ran
+// inherited its parent's affinity, so the passes go on until one finds
+// nothing to change. r.mu is held.
+func (r *reservations) apply(mask unix.CPUSet) {
+	for range 8 {
+		changed := false
+		for _, tid := range threadIDs() {
+			if _, pinned := r.threads[tid]; pinned {
+				continue
+			}
+			var now unix.CPUSet
+			if unix.SchedGetaffinity(tid, &now) == nil && now != mask && unix.SchedSetaffinity(tid, &mask) == nil {
+				changed = true
+			}
+		}
+		if !changed {
+			return
+		}
+	}
+}
+
+// threadCount is how many OS threads the runtime has made and not ended;
+// cheap enough for every Yield (it walks the runtime's list of threads).
+func threadCount() int {
+	n, _ := runtime.ThreadCreateProfile(nil)
+	return n
+}
+
+// threadIDs lists the process's threads.
+func threadIDs() []int {
+	entries, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		return nil
+	}
+	tids := make([]int, 0, len(entries))
+	for _, e := range entries {
+		if tid, err := strconv.Atoi(e.Name()); err == nil {
+			tids = append(tids, tid)
+		}
+	}
+	return tids
+}
