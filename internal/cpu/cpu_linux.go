@@ -46,12 +46,17 @@ func Pin(cpu int) (restore func(), err error) {
 	tid := unix.Gettid()
 	reserve(tid, cpu, process)
 	return func() {
-		back := unreserve(unix.Gettid())
+		back, thaw := unreserve(unix.Gettid())
 		// If the mask cannot be put back, keep the thread locked: the
 		// runtime then ends it with the goroutine instead of reusing a
 		// thread stuck on one CPU.
-		if unix.SchedSetaffinity(0, &back) == nil {
+		restored := unix.SchedSetaffinity(0, &back) == nil
+		if restored {
 			runtime.UnlockOSThread()
+		}
+		if thaw && restored && claimsReleased() {
+			// The default is computed from this thread's affinity.
+			runtime.SetDefaultGOMAXPROCS()
 		}
 	}, nil
 }

@@ -290,6 +290,11 @@ func TestPinKeepsOtherThreadsOff(t *testing.T) {
 		t.Fatal(err)
 	}
 	measuring := allowed[len(allowed)-1]
+	// A test binary runs with GOMAXPROCS set (by package testing), which
+	// stops the runtime's own updates; a command runs with the default.
+	runtime.SetDefaultGOMAXPROCS()
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
+	procs := runtime.GOMAXPROCS(0)
 	others := process
 	others.Clear(measuring)
 	defer blockThreads(t, 3)()
@@ -309,6 +314,13 @@ func TestPinKeepsOtherThreadsOff(t *testing.T) {
 		me := map[int]bool{unix.Gettid(): true}
 		if err := check(me); err != nil {
 			return fmt.Errorf("after Pin: %w", err)
+		}
+		// The runtime's monitor checks once a second whether GOMAXPROCS
+		// still matches the CPUs it may use; kept off one, it must not
+		// shrink the process's Ps.
+		time.Sleep(1100 * time.Millisecond)
+		if got := runtime.GOMAXPROCS(0); got != procs {
+			return fmt.Errorf("GOMAXPROCS %d while pinned, was %d", got, procs)
 		}
 		y := NewYielder(time.Nanosecond)
 		// A thread started while the measuring one ran the scheduler
@@ -344,6 +356,9 @@ func TestPinKeepsOtherThreadsOff(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if got := runtime.GOMAXPROCS(0); got != procs {
+		t.Errorf("GOMAXPROCS %d after restore, was %d", got, procs)
 	}
 	for tid, set := range affinities(t) {
 		if set != process {

@@ -31,6 +31,9 @@ type reservations struct {
 	// process less the measuring CPUs, or process itself if that leaves
 	// none.
 	others unix.CPUSet
+	// froze: GOMAXPROCS was set to its own value while threads are kept
+	// off (see update), and goes back to the runtime's default after.
+	froze bool
 }
 
 // allowedMask is the affinity the process may use: the one from before the
@@ -63,22 +66,24 @@ func reserve(tid, cpu int, process unix.CPUSet) {
 }
 
 // unreserve ends tid's reservation and returns the affinity the thread
-// should get back: that of the other threads.
-func unreserve(tid int) unix.CPUSet {
+// should get back: that of the other threads. thaw reports that the last
+// reservation ended with GOMAXPROCS frozen: once the thread has its affinity
+// back, runtime.SetDefaultGOMAXPROCS gives the runtime its updates back.
+func unreserve(tid int) (back unix.CPUSet, thaw bool) {
 	r := &reserved
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if _, ok := r.threads[tid]; !ok {
-		var set unix.CPUSet
-		_ = unix.SchedGetaffinity(0, &set)
-		return set
+		_ = unix.SchedGetaffinity(0, &back)
+		return back, false
 	}
 	delete(r.threads, tid)
 	r.update()
-	if len(r.threads) == 0 {
-		return r.process
+	if len(r.threads) > 0 {
+		return r.others, false
 	}
-	return r.others
+	thaw, r.froze = r.froze, false
+	return r.process, thaw
 }
 
 // handOver moves tid from's reservation to tid to, after the measuring
@@ -123,6 +128,15 @@ func (r *reservations) update() {
 	}
 	if r.others.Count() == 0 {
 		r.others = r.process
+	}
+	if r.others != r.process && !r.froze && os.Getenv("GOMAXPROCS") == "" {
+		// Once a second the runtime's monitor sets GOMAXPROCS to the
+		// number of CPUs its own thread may use: kept off the measuring
+		// ones, it would take Ps away (stopping the world to do so) in
+		// the middle of a measurement. Setting GOMAXPROCS to the value it
+		// has stops those updates and costs nothing else.
+		runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
+		r.froze = true
 	}
 	r.apply(r.others)
 }

@@ -48,3 +48,10 @@ func setProcs() {
 		runtime.GOMAXPROCS(want)
 	}
 }
+
+// claimsReleased reports whether no ClaimP claim is live.
+func claimsReleased() bool {
+	procs.mu.Lock()
+	defer procs.mu.Unlock()
+	return procs.claims == 0
+}
