@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	"github.com/stackgap/stackgap/bench"
 	"github.com/stackgap/stackgap/internal/testbed"
@@ -1120,4 +1121,73 @@ func TestHelp(t *testing.T) {
 			t.Errorf("%v: %v; want exit 0 and %q on stdout, nothing on stderr; stdout %q, stderr %q", tt.cmd, err, tt.want, stdout.String(), stderr.String())
 		}
 	}
+}
+
+// threadAffinities returns the CPU count of each thread of process pid and
+// how many of them may run on cpu.
+func threadAffinities(t *testing.T, pid, cpu int) (onCPU, alone, threads int) {
+	t.Helper()
+	entries, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		tid, _ := strconv.Atoi(e.Name())
+		var set unix.CPUSet
+		if unix.SchedGetaffinity(tid, &set) != nil {
+			continue // ended meanwhile
+		}
+		threads++
+		if set.IsSet(cpu) {
+			onCPU++
+			if set.Count() == 1 {
+				alone++
+			}
+		}
+	}
+	return onCPU, alone, threads
+}
+
+// TestPinnedSessionHasItsCPU: a reflector free to use every CPU, pinning its
+// session thread, keeps its other threads off that CPU during the session
+// and lets them back afterwards.
+func TestPinnedSessionHasItsCPU(t *testing.T) {
+	var mask unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &mask); err != nil {
+		t.Fatal(err)
+	}
+	if mask.Count() < 2 {
+		t.Skipf("needs two CPUs, has %d", mask.Count())
+	}
+	cpu := -1
+	for c := range 1024 {
+		if mask.IsSet(c) {
+			cpu = c // the last allowed
+		}
+	}
+	tb := newTestbed(t)
+	h := startReflector(t, tb, "--cpu", strconv.Itoa(cpu))
+	pid := h.reflector.Process.Pid
+	sender := exec.Command(bin("stackgap"), "run", "--peer", tb.AddrB4.String(), "--transport", "udp", "--wait", "spin",
+		"--duration", "3s", "--out", filepath.Join(t.TempDir(), "run"), "--quiet")
+	var out bytes.Buffer
+	sender.Stdout, sender.Stderr = &out, &out
+	if err := tb.Start(testbed.A, sender); err != nil {
+		t.Fatal(err)
+	}
+	waitFor := func(what string, ok func(onCPU, alone, threads int) bool) {
+		t.Helper()
+		var onCPU, alone, threads int
+		for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+			if onCPU, alone, threads = threadAffinities(t, pid, cpu); ok(onCPU, alone, threads) {
+				return
+			}
+		}
+		t.Errorf("%s: of %d reflector threads, %d may run on cpu %d, %d only there", what, threads, onCPU, cpu, alone)
+	}
+	waitFor("during the session", func(onCPU, alone, _ int) bool { return onCPU == 1 && alone == 1 })
+	if err := sender.Wait(); err != nil {
+		t.Fatalf("sender: %v\n%s", err, out.String())
+	}
+	waitFor("after the session", func(onCPU, alone, threads int) bool { return onCPU == threads && alone == 0 })
 }
