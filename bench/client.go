@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"syscall"
 	"time"
 
 	"github.com/stackgap/stackgap/results"
@@ -40,7 +41,7 @@ func Dial(ctx context.Context, peer netip.AddrPort, o ClientOptions) (*Client, e
 	}
 	nc, err := d.DialContext(ctx, "tcp", peer.String())
 	if err != nil {
-		return nil, fmt.Errorf("connect to reflector %v: %w (is stackgap-reflect running there?)", peer, unwrapOpError(err))
+		return nil, fmt.Errorf("connect to reflector %v: %w (%s)", peer, unwrapOpError(err), dialHint(err))
 	}
 	cl := &Client{nc: nc, c: newControl(nc)}
 	stop := context.AfterFunc(ctx, func() { nc.SetDeadline(time.Now()) })
@@ -59,6 +60,20 @@ func Dial(ctx context.Context, peer netip.AddrPort, o ClientOptions) (*Client, e
 	}
 	nc.SetDeadline(time.Time{})
 	return cl, nil
+}
+
+// dialHint says what to check when the control connection cannot be made.
+func dialHint(err error) string {
+	var ne net.Error
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "is stackgap-reflect running there, on that port?"
+	case errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH):
+		return "is the address right, and is there a route to it from here?"
+	case errors.As(err, &ne) && ne.Timeout():
+		return "no answer: is the host up, and does a firewall let the control port through?"
+	}
+	return "is stackgap-reflect running there?"
 }
 
 // LocalAddr is the sender's address on the control connection.

@@ -588,7 +588,8 @@ func TestBadInput(t *testing.T) {
 		code int
 		want string
 	}{
-		{"peer not listening", []string{"run", "--peer", peer + ":9", "--count", "10", "--out", t.TempDir()}, 1, "connection refused"},
+		{"peer not listening", []string{"run", "--peer", peer + ":9", "--count", "10", "--out", t.TempDir()}, 1, "connection refused (is stackgap-reflect running there, on that port?)"},
+		{"no such network", []string{"run", "--peer", "198.19.255.1", "--count", "10", "--out", t.TempDir()}, 1, "network is unreachable (is the address right, and is there a route to it from here?)"},
 		{"size below minimum", []string{"run", "--peer", peer, "--size", "10"}, 2, "probe size 10 out of range"},
 		{"negative duration", []string{"run", "--peer", peer, "--duration", "-1s"}, 2, "invalid duration"},
 		{"count and duration", []string{"run", "--peer", peer, "--duration", "1s", "--count", "5"}, 2, "exclude each other"},
