@@ -37,20 +37,15 @@ func Pin(cpu int) (restore func(), err error) {
 		runtime.UnlockOSThread()
 		return nil, fmt.Errorf("pin to cpu %d: %w", cpu, os.NewSyscallError("sched_getaffinity", err))
 	}
-	var set unix.CPUSet
-	set.Set(cpu)
-	if err := unix.SchedSetaffinity(0, &set); err != nil {
+	if err := reserve(cpu, process); err != nil {
 		runtime.UnlockOSThread()
 		return nil, fmt.Errorf("pin to cpu %d: %w", cpu, os.NewSyscallError("sched_setaffinity", err))
 	}
-	tid := unix.Gettid()
-	reserve(tid, cpu, process)
 	return func() {
-		back, thaw := unreserve(unix.Gettid())
+		restored, thaw := unreserve()
 		// If the mask cannot be put back, keep the thread locked: the
 		// runtime then ends it with the goroutine instead of reusing a
 		// thread stuck on one CPU.
-		restored := unix.SchedSetaffinity(0, &back) == nil
 		if restored {
 			runtime.UnlockOSThread()
 		}

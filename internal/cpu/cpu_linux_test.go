@@ -366,3 +366,49 @@ func TestPinKeepsOtherThreadsOff(t *testing.T) {
 		}
 	}
 }
+
+// TestConcurrentPins: threads pinning the same CPU at once never move one
+// another off it, and all threads end with the process's affinity.
+func TestConcurrentPins(t *testing.T) {
+	allowed := allowedCPUs(t)
+	if len(allowed) < 2 {
+		t.Skipf("needs a process that may use two CPUs, has %v", allowed)
+	}
+	var process unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &process); err != nil {
+		t.Fatal(err)
+	}
+	measuring := allowed[len(allowed)-1]
+	errs := make(chan error, 4)
+	for range cap(errs) {
+		go func() {
+			var err error
+			for i := 0; i < 50 && err == nil; i++ {
+				err = runPinned(measuring, func() error {
+					for range 3 {
+						var set unix.CPUSet
+						if err := unix.SchedGetaffinity(0, &set); err != nil {
+							return err
+						}
+						if set.Count() != 1 || !set.IsSet(measuring) {
+							return fmt.Errorf("a thread pinned to cpu %d was moved (now %d cpus, cpu %d among them: %v)", measuring, set.Count(), measuring, set.IsSet(measuring))
+						}
+						runtime.Gosched()
+					}
+					return nil
+				})
+			}
+			errs <- err
+		}()
+	}
+	for range cap(errs) {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	for tid, set := range affinities(t) {
+		if set != process {
+			t.Errorf("thread %d has %d cpus after every pin ended, want %d", tid, set.Count(), process.Count())
+		}
+	}
+}

@@ -50,47 +50,57 @@ func allowedMask() (unix.CPUSet, error) {
 	return set, err
 }
 
-// reserve records tid as pinned to cpu (process: the affinity the thread
-// had before, when it is the first) and moves every other thread off the
-// measuring CPUs.
-func reserve(tid, cpu int, process unix.CPUSet) {
+// reserve pins the calling thread to cpu and records it as a measuring
+// thread (process: the affinity the threads had before, when it is the
+// first), then moves every other thread off the measuring CPUs. Pinning
+// under the lock keeps another reservation from moving this thread off its
+// CPU before it is recorded.
+func reserve(cpu int, process unix.CPUSet) error {
 	r := &reserved
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	var set unix.CPUSet
+	set.Set(cpu)
+	if err := unix.SchedSetaffinity(0, &set); err != nil {
+		return err
+	}
 	if len(r.threads) == 0 {
 		r.threads = map[int]int{}
 		r.process = process
 	}
-	r.threads[tid] = cpu
+	r.threads[unix.Gettid()] = cpu
 	r.update()
+	return nil
 }
 
-// unreserve ends tid's reservation and returns the affinity the thread
-// should get back: that of the other threads. thaw reports that the last
-// reservation ended with GOMAXPROCS frozen: once the thread has its affinity
-// back, runtime.SetDefaultGOMAXPROCS gives the runtime its updates back.
-func unreserve(tid int) (back unix.CPUSet, thaw bool) {
+// unreserve ends the calling thread's reservation and gives it the
+// affinity of the other threads, or the process's after the last one. It
+// reports whether that affinity was set, and thaw: the last reservation
+// ended with GOMAXPROCS frozen, and runtime.SetDefaultGOMAXPROCS, called by
+// a thread with the process's affinity, gives the runtime its updates back.
+func unreserve() (restored, thaw bool) {
 	r := &reserved
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	tid := unix.Gettid()
 	if _, ok := r.threads[tid]; !ok {
-		_ = unix.SchedGetaffinity(0, &back)
-		return back, false
+		return true, false
 	}
 	delete(r.threads, tid)
 	r.update()
-	if len(r.threads) > 0 {
-		return r.others, false
+	back := r.others
+	if len(r.threads) == 0 {
+		back = r.process
+		thaw, r.froze = r.froze, false
 	}
-	thaw, r.froze = r.froze, false
-	return r.process, thaw
+	return unix.SchedSetaffinity(0, &back) == nil, thaw
 }
 
-// handOver moves tid from's reservation to tid to, after the measuring
-// goroutine came back from a yield on another thread (pinned by the caller),
-// and gives from the other threads' affinity. It reports false when from
-// held none.
-func handOver(from, to int) bool {
+// handOver moves the reservation of thread from to the calling thread, after
+// the measuring goroutine came back from a yield on it: the calling thread
+// gets pinned, from the other threads' affinity. It reports false, and
+// changes nothing, when from held no reservation.
+func handOver(from int, pinned unix.CPUSet) bool {
 	r := &reserved
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -98,8 +108,9 @@ func handOver(from, to int) bool {
 	if !ok {
 		return false
 	}
+	_ = unix.SchedSetaffinity(0, &pinned)
 	delete(r.threads, from)
-	r.threads[to] = cpu
+	r.threads[unix.Gettid()] = cpu
 	_ = unix.SchedSetaffinity(from, &r.others)
 	return true
 }

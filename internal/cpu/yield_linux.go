@@ -31,10 +31,8 @@ func (t *threadState) moved() bool {
 	if tid == t.tid {
 		return false
 	}
-	if t.ok {
+	if !handOver(t.tid, t.pinned) && t.ok {
 		_ = unix.SchedSetaffinity(0, &t.pinned)
-	}
-	if !handOver(t.tid, tid) && t.ok {
 		// The old thread may have exited; nothing to undo then.
 		_ = unix.SchedSetaffinity(t.tid, &t.process)
 	}
