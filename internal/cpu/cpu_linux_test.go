@@ -275,21 +275,27 @@ func blockThreads(t *testing.T, n int) (unblock func()) {
 	}
 }
 
+// spareCPU skips the test unless the process may use two CPUs; it returns
+// the process's affinity and the last CPU in it, the one to measure on.
+func spareCPU(t *testing.T) (process unix.CPUSet, measuring int) {
+	t.Helper()
+	allowed := allowedCPUs(t)
+	if len(allowed) < 2 {
+		t.Skipf("needs a process that may use two CPUs, has %v", allowed)
+	}
+	if err := unix.SchedGetaffinity(0, &process); err != nil {
+		t.Fatal(err)
+	}
+	return process, allowed[len(allowed)-1]
+}
+
 // TestPinKeepsOtherThreadsOff: while a thread is pinned, every other thread
 // of the process runs on the other CPUs, threads started since included once
 // the pinned loop yields; afterwards all get the process's affinity back.
 // Pinning another thread to the same CPU meanwhile works from a thread kept
 // off it.
 func TestPinKeepsOtherThreadsOff(t *testing.T) {
-	allowed := allowedCPUs(t)
-	if len(allowed) < 2 {
-		t.Skipf("needs a process that may use two CPUs, has %v", allowed)
-	}
-	var process unix.CPUSet
-	if err := unix.SchedGetaffinity(0, &process); err != nil {
-		t.Fatal(err)
-	}
-	measuring := allowed[len(allowed)-1]
+	process, measuring := spareCPU(t)
 	// A test binary runs with GOMAXPROCS set (by package testing), which
 	// stops the runtime's own updates; a command runs with the default.
 	runtime.SetDefaultGOMAXPROCS()
@@ -370,15 +376,7 @@ func TestPinKeepsOtherThreadsOff(t *testing.T) {
 // TestConcurrentPins: threads pinning the same CPU at once never move one
 // another off it, and all threads end with the process's affinity.
 func TestConcurrentPins(t *testing.T) {
-	allowed := allowedCPUs(t)
-	if len(allowed) < 2 {
-		t.Skipf("needs a process that may use two CPUs, has %v", allowed)
-	}
-	var process unix.CPUSet
-	if err := unix.SchedGetaffinity(0, &process); err != nil {
-		t.Fatal(err)
-	}
-	measuring := allowed[len(allowed)-1]
+	process, measuring := spareCPU(t)
 	errs := make(chan error, 4)
 	for range cap(errs) {
 		go func() {
