@@ -336,6 +336,9 @@ func (s *reflectSession) run() *ReflectorReport {
 	defer restore()
 	defer cpu.ClaimP()()
 	rep.CPU = cpu.Current()
+	if err == nil && s.cpu >= 0 && !cpu.Exclusive() {
+		rep.Notes = append(rep.Notes, "reflector: "+sharedCPUNote(s.cpu))
+	}
 
 	conn, err := s.acceptConn()
 	if err != nil {

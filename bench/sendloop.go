@@ -119,6 +119,9 @@ func (l *sendLoop) runOnThread(path Path, spec DialSpec, cpuID int, stop *atomic
 	defer restore()
 	defer cpu.ClaimP()()
 	l.cpu = cpu.Current()
+	if cpuID >= 0 && !cpu.Exclusive() {
+		l.notes = append(l.notes, sharedCPUNote(cpuID))
+	}
 	l.yielder = cpu.NewYielder(0)
 	conn, err := path.Dial(spec)
 	if err != nil {
@@ -151,6 +154,13 @@ func (l *sendLoop) collectReport(conn Conn, prefix string) {
 		l.extra[prefix+k] += v
 	}
 	l.notes = append(l.notes, r.Notes()...)
+}
+
+// sharedCPUNote says that the measuring thread pinned to cpu shares it with
+// the process's other threads, the Go runtime's monitor among them.
+func sharedCPUNote(cpu int) string {
+	return fmt.Sprintf("cpu %d is the only one the process may use: the Go runtime's monitor wakes there too, "+
+		"about 100 times a second (let the process use another CPU to keep it off)", cpu)
 }
 
 // MaxWarmupTime bounds the warm-up: it ends after RunOptions.Warmup probes or

@@ -1150,8 +1150,9 @@ func threadAffinities(t *testing.T, pid, cpu int) (onCPU, alone, threads int) {
 }
 
 // TestPinnedSessionHasItsCPU: a reflector free to use every CPU, pinning its
-// session thread, keeps its other threads off that CPU during the session
-// and lets them back afterwards.
+// session thread, keeps its other threads off that CPU during the session,
+// lets them back afterwards and adds no note; a sender confined to its
+// measuring CPU notes that it shares it.
 func TestPinnedSessionHasItsCPU(t *testing.T) {
 	var mask unix.CPUSet
 	if err := unix.SchedGetaffinity(0, &mask); err != nil {
@@ -1169,8 +1170,9 @@ func TestPinnedSessionHasItsCPU(t *testing.T) {
 	tb := newTestbed(t)
 	h := startReflector(t, tb, "--cpu", strconv.Itoa(cpu))
 	pid := h.reflector.Process.Pid
+	dir := filepath.Join(t.TempDir(), "run")
 	sender := exec.Command(bin("stackgap"), "run", "--peer", tb.AddrB4.String(), "--transport", "udp", "--wait", "spin",
-		"--duration", "3s", "--out", filepath.Join(t.TempDir(), "run"), "--quiet")
+		"--duration", "3s", "--reflector-cpu", strconv.Itoa(cpu), "--out", dir, "--quiet")
 	var out bytes.Buffer
 	sender.Stdout, sender.Stderr = &out, &out
 	if err := tb.Start(testbed.A, sender); err != nil {
@@ -1191,4 +1193,23 @@ func TestPinnedSessionHasItsCPU(t *testing.T) {
 		t.Fatalf("sender: %v\n%s", err, out.String())
 	}
 	waitFor("after the session", func(onCPU, alone, threads int) bool { return onCPU == threads && alone == 0 })
+	const shared = "is the only one the process may use"
+	if notes := strings.Join(mustLoad(t, dir).Phases[0].Notes, "\n"); strings.Contains(notes, shared) {
+		t.Errorf("the reflector had a CPU to spare, yet the notes say %q:\n%s", shared, notes)
+	}
+
+	// A sender confined to its measuring CPU says it shares it.
+	testutil.RequireTool(t, "taskset")
+	dir = filepath.Join(t.TempDir(), "confined")
+	confined := exec.Command("taskset", "-c", "0", bin("stackgap"), "run", "--peer", tb.AddrB4.String(), "--transport", "udp",
+		"--count", "100", "--cpu", "0", "--out", dir, "--quiet")
+	if err := tb.Start(testbed.A, confined); err != nil {
+		t.Fatal(err)
+	}
+	if err := confined.Wait(); err != nil {
+		t.Fatalf("sender under taskset: %v", err)
+	}
+	if notes := strings.Join(mustLoad(t, dir).Phases[0].Notes, "\n"); !strings.Contains(notes, "cpu 0 "+shared) {
+		t.Errorf("a sender confined to cpu 0 does not say it shares it; notes:\n%s", notes)
+	}
 }

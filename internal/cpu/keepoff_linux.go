@@ -197,3 +197,14 @@ func threadIDs() []int {
 	}
 	return tids
 }
+
+// Exclusive reports whether the process's other threads are kept off the
+// measuring CPUs now: false when no thread is pinned, or when the process
+// may use no other CPU (then the Go runtime's monitor shares the measuring
+// CPU, waking there about 100 times a second while a goroutine runs).
+func Exclusive() bool {
+	r := &reserved
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.threads) > 0 && r.others != r.process
+}
