@@ -28,14 +28,10 @@ func Pin(cpu int) (restore func(), err error) {
 	if cpu < 0 {
 		return runtime.UnlockOSThread, nil
 	}
-	if err := Check(cpu); err != nil {
-		runtime.UnlockOSThread()
-		return nil, err
-	}
-	process, err := allowedMask()
+	process, err := checkIn(cpu)
 	if err != nil {
 		runtime.UnlockOSThread()
-		return nil, fmt.Errorf("pin to cpu %d: %w", cpu, os.NewSyscallError("sched_getaffinity", err))
+		return nil, err
 	}
 	if err := reserve(cpu, process); err != nil {
 		runtime.UnlockOSThread()
@@ -150,16 +146,23 @@ func Check(cpu int) error {
 	if cpu < 0 {
 		return nil
 	}
+	_, err := checkIn(cpu)
+	return err
+}
+
+// checkIn returns the affinity the process may use (allowedMask) when cpu
+// is online and in it, and otherwise why not.
+func checkIn(cpu int) (unix.CPUSet, error) {
 	mask, err := allowedMask()
 	if err != nil {
-		return fmt.Errorf("check cpu %d: %w", cpu, os.NewSyscallError("sched_getaffinity", err))
+		return mask, fmt.Errorf("check cpu %d: %w", cpu, os.NewSyscallError("sched_getaffinity", err))
 	}
 	available, err := usable(&mask)
 	if err != nil {
-		return fmt.Errorf("check cpu %d: %w", cpu, err)
+		return mask, fmt.Errorf("check cpu %d: %w", cpu, err)
 	}
 	if !contains(available, cpu) {
-		return fmt.Errorf("cpu %d not available (allowed: %s)", cpu, formatList(available))
+		return mask, fmt.Errorf("cpu %d not available (allowed: %s)", cpu, formatList(available))
 	}
-	return nil
+	return mask, nil
 }
