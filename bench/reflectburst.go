@@ -105,6 +105,6 @@ type burstRecord struct {
 func (l *reflectLoop) record(r burstRecord) {
 	l.residence.Record(int64(r.residence))
 	if !r.inBand {
-		l.stamps = append(l.stamps, ReflectStamp{Seq: r.seq, RxStack: StampUnknown, Residence: r.residence})
+		l.stamps.Append(ReflectStamp{Seq: r.seq, RxStack: StampUnknown, Residence: r.residence})
 	}
 }

@@ -25,7 +25,7 @@ type reflectLoop struct {
 	residence *results.Series
 	series    []*results.Series
 	tx        *txRing
-	stamps    []ReflectStamp
+	stamps    blockSlice[ReflectStamp] // out-of-band stamps of probes too small to carry them
 	sends     uint64
 	rotated   int64
 	endReason string
@@ -152,7 +152,7 @@ func (l *reflectLoop) loop(conn Conn, s *reflectSession) {
 		l.rx.record(&rx, l.missing)
 		l.residence.Record(int64(residence))
 		if !inBand {
-			l.stamps = append(l.stamps, ReflectStamp{Seq: p.Seq, RxStack: rxStack, Residence: residence})
+			l.stamps.Append(ReflectStamp{Seq: p.Seq, RxStack: rxStack, Residence: residence})
 		}
 		l.drainTx(conn, onStamp)
 		if now-l.rotated >= int64(time.Second) {
@@ -245,7 +245,7 @@ func (l *reflectLoop) finish(conn Conn, rep *ReflectorReport) {
 		}
 	}
 	rep.Series = l.series
-	rep.Stamps = l.stamps
+	rep.Stamps = l.stamps.Values()
 	rep.UserClock = l.clock.Source()
 	if l.endReason != "" {
 		rep.Notes = append(rep.Notes, "session ended: "+l.endReason)

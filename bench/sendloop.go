@@ -59,7 +59,7 @@ type sendLoop struct {
 	tx         *txRing
 	start      time.Time
 	rotated    int64
-	pendingRTT []uint32 // by seq−warmup: round trips awaiting out-of-band reflector stamps
+	pendingRTT blockSlice[uint32] // by seq−warmup: round trips awaiting out-of-band reflector stamps
 	cpu        int
 	notes      []string
 	// echo accepts replies without the reply flag (a plain echo peer).
@@ -348,11 +348,7 @@ func (l *sendLoop) reply(b []byte, rx RxStamps) bool {
 	case p.Flags&FlagReflectStamps != 0:
 		l.recordNoResidence(rtt, p.ReflectResidence)
 	default:
-		i := p.Seq - l.warmupEnd
-		if i >= uint64(len(l.pendingRTT)) {
-			l.pendingRTT = append(l.pendingRTT, make([]uint32, int(i)+1-len(l.pendingRTT)+1024)...)
-		}
-		l.pendingRTT[i] = uint32(min(rtt, StampUnknown-1))
+		l.pendingRTT.Set(int(p.Seq-l.warmupEnd), uint32(min(rtt, StampUnknown-1)))
 	}
 	return true
 }
@@ -413,8 +409,10 @@ func (l *sendLoop) result(index int, path, transport string, started time.Time, 
 		if st.Seq < l.warmupEnd {
 			continue
 		}
-		if i := st.Seq - l.warmupEnd; i < uint64(len(l.pendingRTT)) && l.pendingRTT[i] != 0 {
-			l.recordNoResidence(int64(l.pendingRTT[i]), st.Residence)
+		if i := st.Seq - l.warmupEnd; i < uint64(l.pendingRTT.Len()) {
+			if rtt := l.pendingRTT.At(int(i)); rtt != 0 {
+				l.recordNoResidence(int64(rtt), st.Residence)
+			}
 		}
 	}
 	finished := time.Now()
