@@ -118,6 +118,10 @@ func BenchmarkXDPReflectorVsTestpmd(b *testing.B) {
 		*flagSenderCPU, *flagReflCPU, h.tb.AddrB4, testpmdPort)
 	fmt.Printf("modes: plain = --no-timestamps (no TX stamps on either host, as testpmd takes none; testpmd's runs and every throughput run too; judged),\n")
 	fmt.Printf("       stamped = --stamp-every 2 (rtt of the unstamped probes; what observing the layers costs, no target)\n")
+	if _, ok := readPageReporting(); ok {
+		fmt.Printf("after each testpmd run: wait until the VM's free page reporting of testpmd's memory is over (at least %v, then %v without a\n", pageReportingDelay, pageReportingQuiet)
+		fmt.Printf("  reporting interrupt, at most %v), or its host-side discard stalls the next run for tens of milliseconds\n", pageReportingMaxWait)
+	}
 
 	var rtt ReflectorComparison
 	var rate RateComparison
@@ -396,6 +400,9 @@ func (h *harness) runAgainst(reflector, name string, size, inflight int, through
 			return res, errors.Join(err, runErr)
 		}
 		res.testpmd = &stats
+		if waited := settlePageReporting(time.Now()); waited > 0 {
+			h.logf("%s: waited %v for free page reporting after testpmd exited", name, waited.Round(100*time.Millisecond))
+		}
 	}
 	if runErr != nil {
 		return res, fmt.Errorf("stackgap run against %s: %w: %s", reflector, runErr, lastLines(string(out), 5))
@@ -543,4 +550,36 @@ func (h *harness) detachLeftover(owner string) error {
 func lastLines(s string, n int) string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}
+
+// readPageReporting reads the free page reporting interrupts of /proc/interrupts
+// (PageReportingInterrupts); ok is false without them.
+func readPageReporting() (total uint64, ok bool) {
+	f, err := os.Open("/proc/interrupts")
+	if err != nil {
+		return 0, false
+	}
+	defer f.Close()
+	return PageReportingInterrupts(f)
+}
+
+// settlePageReporting waits, after a process that freed much memory exited at exited, until
+// the VM's free page reporting is over (pageReportingSettled), and returns how long after
+// exited it returned. On a machine without free page reporting it returns 0 at once.
+func settlePageReporting(exited time.Time) time.Duration {
+	last, ok := readPageReporting()
+	if !ok {
+		return 0
+	}
+	lastChange := exited
+	for {
+		now := time.Now()
+		if pageReportingSettled(exited, lastChange, now) {
+			return now.Sub(exited)
+		}
+		time.Sleep(100 * time.Millisecond)
+		if n, _ := readPageReporting(); n != last {
+			last, lastChange = n, time.Now()
+		}
+	}
 }
