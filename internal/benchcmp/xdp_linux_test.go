@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -471,6 +472,15 @@ func (h *harness) startTestpmd(name string, statsPeriod int) (stop func() (Testp
 	}
 	prefix := fmt.Sprintf("%s-%d-%s", benchPrefix, os.Getpid(), hex.EncodeToString(token[:]))
 	runtimeDir := filepath.Join("/var/run/dpdk", prefix)
+	// DPDK creates /var/run/dpdk too when there is none; remove it again then (if empty).
+	removeRuntimeDir := func() error { return os.RemoveAll(runtimeDir) }
+	if _, err := os.Stat(filepath.Dir(runtimeDir)); errors.Is(err, fs.ErrNotExist) {
+		removeRuntimeDir = func() error {
+			err := os.RemoveAll(runtimeDir)
+			os.Remove(filepath.Dir(runtimeDir)) // fails, harmlessly, when something else is in it
+			return err
+		}
+	}
 	logPath := filepath.Join(h.outDir, name+"-testpmd.log")
 	// testpmd writes its standard output through stdio: into a pipe that is block-buffered, and
 	// the ready line would only arrive when it exits. stdbuf -oL makes it line-buffered.
@@ -486,12 +496,12 @@ func (h *harness) startTestpmd(name string, statsPeriod int) (stop func() (Testp
 	stdin.Close()
 	if err != nil {
 		stdinW.Close()
-		return nil, errors.Join(err, os.RemoveAll(runtimeDir), h.detachLeftover("testpmd"))
+		return nil, errors.Join(err, removeRuntimeDir(), h.detachLeftover("testpmd"))
 	}
 	stop = func() (TestpmdStats, error) {
 		errs := []error{stopProcess()}
 		stdinW.Close()
-		errs = append(errs, os.RemoveAll(runtimeDir), h.detachLeftover("testpmd"))
+		errs = append(errs, removeRuntimeDir(), h.detachLeftover("testpmd"))
 		if err := errors.Join(errs...); err != nil {
 			return TestpmdStats{}, err
 		}
