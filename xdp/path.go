@@ -48,6 +48,10 @@ type PathOptions struct {
 	// applies to every session on the interface until the program detaches
 	// with the last of them; 0 leaves the program's share as it is.
 	DropPercent int
+	// ReuseUMEM keeps the UMEM memory of a session that closes for the next
+	// one (Options.ReuseUMEM; optional, default false). A reflector, which
+	// opens session after session, sets it and calls ReleaseUMEMs when done.
+	ReuseUMEM bool
 }
 
 func (o PathOptions) withDefaults() PathOptions {

@@ -412,6 +412,7 @@ func openSession(o PathOptions, link netlink.Link, local netip.AddrPort, spec be
 		FrameSize: o.FrameSize,
 		// The session reads the steering metadata only when it takes stamps.
 		RxMetadata: spec.Timestamping,
+		ReuseUMEM:  o.ReuseUMEM,
 	}
 	if spec.BusyPoll > 0 {
 		sockOpts.BusyPoll = BusyPoll{Prefer: true, Timeout: spec.BusyPoll}

@@ -131,6 +131,15 @@ type Options struct {
 	// of received frames (MetadataBefore): Receive then prefetches that
 	// cache line of the next frame too. Default false.
 	RxMetadata bool
+	// ReuseUMEM makes Close keep the UMEM's memory mapped (up to a few
+	// mappings per process) for the next Open with ReuseUMEM and the same
+	// UMEM size, which gets it zeroed, instead of unmapping it; ReleaseUMEMs
+	// unmaps what is kept. On a VM with free page reporting, memory a
+	// process unmaps is handed back to the host about two seconds later,
+	// and the host's discarding of it paused the whole VM for 5–26 ms
+	// during the next session. For a process that opens socket after
+	// socket (stackgap-reflect). Default false.
+	ReuseUMEM bool
 }
 
 func (o Options) withDefaults() Options {

@@ -47,7 +47,9 @@ type Socket struct {
 	layout frameLayout
 	frames frameTable
 	umem   []byte
-	rings  [4][]byte
+	// reuseUMEM keeps umem for the next Open on Close (Options.ReuseUMEM).
+	reuseUMEM bool
+	rings     [4][]byte
 
 	fill producerRing[uint64]
 	comp consumerRing[uint64]
@@ -115,10 +117,9 @@ func Open(opts Options) (*Socket, error) {
 	}
 
 	layout := newFrameLayout(opts.NumFrames, opts.FrameSize, opts.Headroom, 0)
-	umem, err := unix.Mmap(-1, 0, int(layout.size()), unix.PROT_READ|unix.PROT_WRITE,
-		unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_POPULATE)
+	umem, err := mapUMEM(int(layout.size()), opts.ReuseUMEM)
 	if err != nil {
-		return nil, fmt.Errorf("map %d-byte umem: %w", layout.size(), os.NewSyscallError("mmap", err))
+		return nil, err
 	}
 
 	var flags []uint16
@@ -145,10 +146,7 @@ func Open(opts Options) (*Socket, error) {
 		}
 		info.ZeroCopyNote = err.Error() // auto mode goes on with copy mode
 	}
-	if uerr := unix.Munmap(umem); uerr != nil {
-		err = errors.Join(err, fmt.Errorf("unmap umem: %w", os.NewSyscallError("munmap", uerr)))
-	}
-	return nil, err
+	return nil, errors.Join(err, unmapUMEM(umem, opts.ReuseUMEM))
 }
 
 // unsupportedError is a failure caused by a missing feature: it matches
@@ -195,7 +193,7 @@ func openOnce(opts Options, info Info, umem []byte, bindFlags uint16) (_ *Socket
 	if err != nil {
 		return nil, fmt.Errorf("create af_xdp socket (needs CAP_NET_RAW): %w", os.NewSyscallError("socket", err))
 	}
-	s := &Socket{fd: fd, info: info, umem: umem, prefetchMeta: opts.RxMetadata}
+	s := &Socket{fd: fd, info: info, umem: umem, reuseUMEM: opts.ReuseUMEM, prefetchMeta: opts.RxMetadata}
 	defer func() {
 		if err != nil {
 			err = errors.Join(err, s.closeSocket())
@@ -860,10 +858,8 @@ func (s *Socket) Close() error {
 		return nil
 	}
 	s.closed = true
-	err := s.closeSocket()
-	if uerr := unix.Munmap(s.umem); uerr != nil {
-		err = errors.Join(err, fmt.Errorf("unmap umem: %w", os.NewSyscallError("munmap", uerr)))
-	}
+	// The socket is closed, so the kernel no longer uses the memory.
+	err := errors.Join(s.closeSocket(), unmapUMEM(s.umem, s.reuseUMEM))
 	s.umem = nil
 	return err
 }

@@ -928,3 +928,102 @@ func TestFillDepth(t *testing.T) {
 		s.Close()
 	}
 }
+
+// TestReuseUMEM checks Options.ReuseUMEM: Close keeps the UMEM mapped, the next Open with
+// ReuseUMEM and the same size takes it back zeroed, an Open without ReuseUMEM or of another
+// size does not, at most maxKeptUMEMs are kept, and ReleaseUMEMs unmaps them.
+func TestReuseUMEM(t *testing.T) {
+	b := newTestbed(t)
+	if err := ReleaseUMEMs(); err != nil {
+		t.Fatal(err)
+	}
+	open := func(opts Options) *Socket {
+		t.Helper()
+		var s *Socket
+		var err error
+		b.in(t, b.nsA, func() { s, err = Open(opts) })
+		if err != nil {
+			t.Fatalf("open %+v: %v", opts, err)
+		}
+		return s
+	}
+	closeSocket := func(s *Socket) {
+		t.Helper()
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reuse := Options{Interface: b.ifA, NumFrames: 256, ReuseUMEM: true}
+
+	first := open(reuse)
+	addr := uintptr(unsafeAddr(first.umem))
+	first.umem[0], first.umem[len(first.umem)-1] = 0xa5, 0x5a
+	closeSocket(first)
+	if KeptUMEMs() != 1 || len(mapped(t, []uintptr{addr})) != 1 {
+		t.Fatalf("after Close with ReuseUMEM: %d kept, mapped %v; want 1, still mapped", KeptUMEMs(), mapped(t, []uintptr{addr}))
+	}
+
+	// One socket at a time: a veth queue takes one AF_XDP socket.
+	plain := open(Options{Interface: b.ifA, NumFrames: 256})
+	plainAddr := uintptr(unsafeAddr(plain.umem))
+	closeSocket(plain)
+	other := open(Options{Interface: b.ifA, NumFrames: 128, ReuseUMEM: true})
+	otherAddr := uintptr(unsafeAddr(other.umem))
+	closeSocket(other) // kept too: another size
+	if plainAddr == addr || otherAddr == addr {
+		t.Errorf("an Open without ReuseUMEM (%#x) or of another size (%#x) took the kept UMEM %#x", plainAddr, otherAddr, addr)
+	}
+	if KeptUMEMs() != 2 || len(mapped(t, []uintptr{plainAddr})) != 0 {
+		t.Fatalf("after a socket without ReuseUMEM and one of another size: %d kept (want 2), the first still mapped: %v",
+			KeptUMEMs(), mapped(t, []uintptr{plainAddr}) != nil)
+	}
+
+	second := open(reuse)
+	if got := uintptr(unsafeAddr(second.umem)); got != addr {
+		t.Errorf("second Open with ReuseUMEM mapped %#x, want the kept %#x", got, addr)
+	}
+	if second.umem[0] != 0 || second.umem[len(second.umem)-1] != 0 {
+		t.Errorf("reused UMEM not zeroed: first byte %#x, last %#x", second.umem[0], second.umem[len(second.umem)-1])
+	}
+	if KeptUMEMs() != 1 {
+		t.Errorf("%d kept while the second socket uses one, want 1", KeptUMEMs())
+	}
+	closeSocket(second)
+
+	// No more than maxKeptUMEMs: the rest is unmapped.
+	var extra [][]byte
+	for range maxKeptUMEMs {
+		m, err := mapUMEM(1<<16, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		extra = append(extra, m)
+	}
+	var unkept []uintptr
+	for _, m := range extra {
+		if KeptUMEMs() == maxKeptUMEMs {
+			unkept = append(unkept, uintptr(unsafeAddr(m)))
+		}
+		if err := unmapUMEM(m, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if KeptUMEMs() != maxKeptUMEMs || len(unkept) != 2 || len(mapped(t, unkept)) != 0 {
+		t.Errorf("%d kept (want %d); %d given back beyond that, still mapped: %#x", KeptUMEMs(), maxKeptUMEMs, len(unkept), mapped(t, unkept))
+	}
+	var addrs []uintptr
+	keptUMEMs.Lock()
+	for _, m := range keptUMEMs.maps {
+		addrs = append(addrs, uintptr(unsafeAddr(m)))
+	}
+	keptUMEMs.Unlock()
+	if err := ReleaseUMEMs(); err != nil {
+		t.Fatal(err)
+	}
+	if KeptUMEMs() != 0 {
+		t.Errorf("%d kept after ReleaseUMEMs", KeptUMEMs())
+	}
+	if left := mapped(t, addrs); len(left) != 0 {
+		t.Errorf("mappings left after ReleaseUMEMs at %#x", left)
+	}
+}

@@ -47,3 +47,9 @@ func (s *Socket) Close() error                                         { return 
 
 // WaitReceiveUntil is not supported outside Linux.
 func (s *Socket) WaitReceiveUntil(WaitStrategy, time.Time) (int, error) { return 0, errPlatform() }
+
+// ReleaseUMEMs does nothing: AF_XDP exists only on Linux.
+func ReleaseUMEMs() error { return nil }
+
+// KeptUMEMs is 0: AF_XDP exists only on Linux.
+func KeptUMEMs() int { return 0 }

@@ -24,6 +24,7 @@ import (
 	"github.com/stackgap/stackgap/internal/paths"
 	"github.com/stackgap/stackgap/internal/version"
 	"github.com/stackgap/stackgap/results"
+	"github.com/stackgap/stackgap/xdp"
 )
 
 const prog = "stackgap-reflect"
@@ -61,6 +62,9 @@ func main() {
 	if err != nil {
 		cli.Fatal(prog, 2, err)
 	}
+	// Sessions come and go: each AF_XDP session takes the UMEM memory the
+	// last one left rather than mapping its own (see xdp.Options.ReuseUMEM).
+	xdpOpts.ReuseUMEM = true
 	if err := cpu.Check(*cpuID); err != nil {
 		cli.Fatal(prog, 2, fmt.Errorf("--cpu: %w", err))
 	}
@@ -97,7 +101,11 @@ func main() {
 	}
 	// The first stdout line tells scripts (and stackgap demo) the reflector is ready.
 	fmt.Printf("%s %s listening on %v (%s)\n", prog, version.String(), ln.Addr(), auth)
-	if err := r.Serve(ctx, ln); err != nil {
+	err = r.Serve(ctx, ln)
+	if rerr := xdp.ReleaseUMEMs(); rerr != nil && err == nil {
+		err = rerr
+	}
+	if err != nil {
 		cli.Fatal(prog, 1, err)
 	}
 }
