@@ -156,11 +156,16 @@ func (l *sendLoop) collectReport(conn Conn, prefix string) {
 	l.notes = append(l.notes, r.Notes()...)
 }
 
-// sharedCPUNote says that the measuring thread pinned to cpu shares it with
-// the process's other threads, the Go runtime's monitor among them.
-func sharedCPUNote(cpu int) string {
+// sharedCPUNote says that the measuring thread pinned to cpuID shares it with
+// the process's other threads, the Go runtime's monitor among them, and
+// whether the monitor's wakes come with the scheduler tick (cpu.TimersCoalesced).
+func sharedCPUNote(cpuID int) string {
+	how := "each with a timer interrupt of its own (its timer slack could not be set: that takes CAP_SYS_NICE)"
+	if cpu.TimersCoalesced() {
+		how = fmt.Sprintf("at the scheduler tick (its timer slack is %d ms while this thread measures)", cpu.OtherThreadsTimerSlack/1_000_000)
+	}
 	return fmt.Sprintf("cpu %d is the only one the process may use: the Go runtime's monitor wakes there too, "+
-		"about 100 times a second (let the process use another CPU to keep it off)", cpu)
+		"80 to 100 times a second, %s (let the process use another CPU to keep it off)", cpuID, how)
 }
 
 // MaxWarmupTime bounds the warm-up: it ends after RunOptions.Warmup probes or

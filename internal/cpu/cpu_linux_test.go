@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/stackgap/stackgap/internal/testutil"
 )
 
 func allowedCPUs(t *testing.T) []int {
@@ -408,5 +410,127 @@ func TestConcurrentPins(t *testing.T) {
 		if set != process {
 			t.Errorf("thread %d has %d cpus after every pin ended, want %d", tid, set.Count(), process.Count())
 		}
+	}
+}
+
+// slacks returns every thread's timer slack.
+func slacks(t *testing.T) map[int]int {
+	t.Helper()
+	m := map[int]int{}
+	for _, tid := range threadIDs() {
+		if ns, err := timerSlack(tid); err == nil { // a thread may end meanwhile
+			m[tid] = ns
+		}
+	}
+	return m
+}
+
+// TestPinCoalescesOtherThreadsTimers: while a thread is pinned, every other
+// thread has OtherThreadsTimerSlack, threads started since included once the
+// pinned loop yields, and the pinned thread keeps the slack threads had;
+// afterwards all have that slack back. This needs no spare CPU: it is what
+// still helps when the process may use the measuring CPU alone.
+func TestPinCoalescesOtherThreadsTimers(t *testing.T) {
+	testutil.RequireRoot(t) // another thread's slack takes CAP_SYS_NICE
+	before, err := ownTimerSlack()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if before == OtherThreadsTimerSlack {
+		t.Fatalf("the test's threads already have a slack of %d ns", before)
+	}
+	measuring := allowedCPUs(t)[0]
+	defer blockThreads(t, 3)()
+	check := func(me int) error {
+		for tid, ns := range slacks(t) {
+			switch {
+			case tid == me && ns != before:
+				return fmt.Errorf("the pinned thread has a timer slack of %d ns, want the %d it had", ns, before)
+			case tid != me && ns != OtherThreadsTimerSlack:
+				return fmt.Errorf("thread %d has a timer slack of %d ns while thread %d measures, want %d", tid, ns, me, OtherThreadsTimerSlack)
+			}
+		}
+		if !TimersCoalesced() {
+			return fmt.Errorf("TimersCoalesced is false while thread %d measures", me)
+		}
+		return nil
+	}
+	err = runPinned(measuring, func() error {
+		if err := check(unix.Gettid()); err != nil {
+			return fmt.Errorf("after Pin: %w", err)
+		}
+		y := NewYielder(time.Nanosecond)
+		// A thread started by the measuring one inherits its slack:
+		// stand-in, one other thread given it back.
+		for tid := range slacks(t) {
+			if tid != unix.Gettid() {
+				if err := setTimerSlack(tid, before); err != nil {
+					return err
+				}
+				break
+			}
+		}
+		for start := threadCount(); threadCount() == start; {
+			if len(slacks(t)) > 200 {
+				return fmt.Errorf("the runtime started no thread for blocked reads")
+			}
+			defer blockThreads(t, 4)()
+		}
+		if !y.Yield(time.Now().UnixNano()) {
+			return fmt.Errorf("no yield")
+		}
+		if err := check(unix.Gettid()); err != nil {
+			return fmt.Errorf("after new threads and a yield: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if TimersCoalesced() {
+		t.Error("TimersCoalesced is true after the pin ended")
+	}
+	for tid, ns := range slacks(t) {
+		if ns != before {
+			t.Errorf("after restore, thread %d has a timer slack of %d ns, want %d", tid, ns, before)
+		}
+	}
+}
+
+// TestPinWithoutSysNice: a thread that may not set other threads' timer
+// slack (no CAP_SYS_NICE) still pins, and says the timers are not coalesced.
+func TestPinWithoutSysNice(t *testing.T) {
+	testutil.RequireRoot(t)
+	measuring := allowedCPUs(t)[0]
+	done := make(chan error, 1)
+	go func() {
+		// Capabilities are per thread: drop CAP_SYS_NICE from this one's
+		// effective set, and let it end with the goroutine (no unlock).
+		runtime.LockOSThread()
+		hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+		var data [2]unix.CapUserData
+		if err := unix.Capget(&hdr, &data[0]); err != nil {
+			done <- err
+			return
+		}
+		data[0].Effective &^= 1 << unix.CAP_SYS_NICE
+		if err := unix.Capset(&hdr, &data[0]); err != nil {
+			done <- err
+			return
+		}
+		restore, err := Pin(measuring)
+		if err != nil {
+			done <- fmt.Errorf("pin without CAP_SYS_NICE: %w", err)
+			return
+		}
+		coalesced := TimersCoalesced()
+		restore()
+		if coalesced {
+			err = fmt.Errorf("TimersCoalesced is true without CAP_SYS_NICE")
+		}
+		done <- err
+	}()
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }

@@ -1,6 +1,8 @@
 package cpu
 
 import (
+	"errors"
+	"io/fs"
 	"os"
 	"runtime"
 	"strconv"
@@ -16,7 +18,8 @@ import (
 // that run other goroutines) may run on any CPU the process may use except
 // the measuring ones. On a host with a CPU to spare the measuring CPU then
 // sees none of them. When the process may use no other CPU (taskset to the
-// measuring CPU alone), nothing changes.
+// measuring CPU alone), their affinity stays; what still helps then is their
+// timer slack (OtherThreadsTimerSlack), which they get either way.
 var reserved reservations
 
 // reservations is the process's pinned measuring threads.
@@ -34,6 +37,14 @@ type reservations struct {
 	// froze: GOMAXPROCS was set to its own value while threads are kept
 	// off (see update), and goes back to the runtime's default after.
 	froze bool
+	// slack is the timer slack threads had before the first pin (the
+	// pinning thread's): what the measuring threads keep, and what every
+	// thread gets back after the last pin. 0 when it could not be read;
+	// then no thread's slack is changed.
+	slack int
+	// coalesced: the last apply gave every other thread
+	// OtherThreadsTimerSlack.
+	coalesced bool
 }
 
 // allowedMask is the affinity the process may use: the one from before the
@@ -67,8 +78,13 @@ func reserve(cpu int, process unix.CPUSet) error {
 	if len(r.threads) == 0 {
 		r.threads = map[int]int{}
 		r.process = process
+		r.slack, _ = ownTimerSlack()
 	}
 	r.threads[unix.Gettid()] = cpu
+	if r.slack > 0 {
+		// It may have been one of the other threads until now.
+		_ = setOwnTimerSlack(r.slack)
+	}
 	r.update()
 	return nil
 }
@@ -112,6 +128,10 @@ func handOver(from int, pinned unix.CPUSet) bool {
 	delete(r.threads, from)
 	r.threads[unix.Gettid()] = cpu
 	_ = unix.SchedSetaffinity(from, &r.others)
+	if r.slack > 0 {
+		_ = setOwnTimerSlack(r.slack)
+		_ = setTimerSlack(from, OtherThreadsTimerSlack)
+	}
 	return true
 }
 
@@ -122,15 +142,16 @@ func keepOffAgain() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if len(r.threads) > 0 {
-		r.apply(r.others)
+		r.apply(r.others, OtherThreadsTimerSlack)
 	}
 }
 
-// update recomputes others and applies it to every thread not pinned, or
-// process once no thread is. r.mu is held.
+// update recomputes others and applies it, and OtherThreadsTimerSlack, to
+// every thread not pinned, or process and the slack from before once no
+// thread is. r.mu is held.
 func (r *reservations) update() {
 	if len(r.threads) == 0 {
-		r.apply(r.process)
+		r.apply(r.process, r.slack)
 		return
 	}
 	r.others = r.process
@@ -149,16 +170,19 @@ func (r *reservations) update() {
 		runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
 		r.froze = true
 	}
-	r.apply(r.others)
+	r.apply(r.others, OtherThreadsTimerSlack)
 }
 
-// apply gives mask to every thread of the process that is not pinned. A
-// thread that ended meanwhile is skipped; one whose affinity cannot be set
-// keeps its own: keeping threads off is an optimisation, never a reason to
-// fail a measurement. A thread that another one started while this ran
-// inherited its parent's affinity, so the passes go on until one finds
-// nothing to change. r.mu is held.
-func (r *reservations) apply(mask unix.CPUSet) {
+// apply gives mask, and timer slack slack when r.slack is known, to every
+// thread of the process that is not pinned. A thread that ended meanwhile is
+// skipped; one whose affinity or slack cannot be set keeps its own (setting
+// another thread's slack takes CAP_SYS_NICE): keeping threads off is an
+// optimisation, never a reason to fail a measurement. A thread that another
+// one started while this ran inherited its parent's affinity and slack, so
+// the passes go on until one finds nothing to change. r.mu is held.
+func (r *reservations) apply(mask unix.CPUSet, slack int) {
+	slacked := map[int]bool{}
+	r.coalesced = r.slack > 0 && slack == OtherThreadsTimerSlack
 	for range 8 {
 		changed := false
 		for _, tid := range threadIDs() {
@@ -168,6 +192,14 @@ func (r *reservations) apply(mask unix.CPUSet) {
 			var now unix.CPUSet
 			if unix.SchedGetaffinity(tid, &now) == nil && now != mask && unix.SchedSetaffinity(tid, &mask) == nil {
 				changed = true
+			}
+			if r.slack > 0 && !slacked[tid] {
+				slacked[tid] = true
+				changed = true
+				err := setTimerSlack(tid, slack)
+				if err != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, unix.ESRCH) {
+					r.coalesced = false
+				}
 			}
 		}
 		if !changed {
@@ -207,4 +239,16 @@ func Exclusive() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return len(r.threads) > 0 && r.others != r.process
+}
+
+// TimersCoalesced reports whether the process's other threads have
+// OtherThreadsTimerSlack now, so that the Go runtime's monitor wakes with the
+// scheduler tick rather than with a timer interrupt of its own: false when no
+// thread is pinned, or when the process may not set another thread's slack
+// (it lacks CAP_SYS_NICE).
+func TimersCoalesced() bool {
+	r := &reserved
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.threads) > 0 && r.coalesced
 }
