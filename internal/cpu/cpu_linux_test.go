@@ -277,6 +277,25 @@ func blockThreads(t *testing.T, n int) (unblock func()) {
 	}
 }
 
+// startThread makes the runtime start a new thread: idle ones are reused,
+// so it blocks reads until the count grows. unblock ends them all.
+func startThread(t *testing.T) (unblock func(), err error) {
+	t.Helper()
+	var ends []func()
+	unblock = func() {
+		for _, end := range ends {
+			end()
+		}
+	}
+	for before := threadCount(); threadCount() == before; {
+		if len(threadIDs()) > 200 {
+			return unblock, fmt.Errorf("the runtime started no thread for blocked reads")
+		}
+		ends = append(ends, blockThreads(t, 4))
+	}
+	return unblock, nil
+}
+
 // spareCPU skips the test unless the process may use two CPUs; it returns
 // the process's affinity and the last CPU in it, the one to measure on.
 func spareCPU(t *testing.T) (process unix.CPUSet, measuring int) {
@@ -341,12 +360,10 @@ func TestPinKeepsOtherThreadsOff(t *testing.T) {
 				break
 			}
 		}
-		// Idle threads are reused: block reads until a new one starts.
-		for before := threadCount(); threadCount() == before; {
-			if len(affinities(t)) > 200 {
-				return fmt.Errorf("the runtime started no thread for blocked reads")
-			}
-			defer blockThreads(t, 4)()
+		unblock, err := startThread(t)
+		defer unblock()
+		if err != nil {
+			return err
 		}
 		if !y.Yield(time.Now().UnixNano()) {
 			return fmt.Errorf("no yield")
@@ -470,11 +487,10 @@ func TestPinCoalescesOtherThreadsTimers(t *testing.T) {
 				break
 			}
 		}
-		for start := threadCount(); threadCount() == start; {
-			if len(slacks(t)) > 200 {
-				return fmt.Errorf("the runtime started no thread for blocked reads")
-			}
-			defer blockThreads(t, 4)()
+		unblock, err := startThread(t)
+		defer unblock()
+		if err != nil {
+			return err
 		}
 		if !y.Yield(time.Now().UnixNano()) {
 			return fmt.Errorf("no yield")
