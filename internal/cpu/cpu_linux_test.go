@@ -2,8 +2,10 @@ package cpu
 
 import (
 	"fmt"
+	"os"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -277,9 +279,12 @@ func blockThreads(t *testing.T, n int) (unblock func()) {
 	}
 }
 
-// startThread makes the runtime start a new thread: idle ones are reused,
-// so it blocks reads until the count grows. unblock ends them all.
-func startThread(t *testing.T) (unblock func(), err error) {
+// yieldAfterNewThread checks what a yield does for threads the runtime
+// started since the loop's last one, which inherit the measuring thread's
+// settings: spoil gives one other thread such settings (a stand-in), reads
+// are blocked until the runtime starts a new thread (idle ones are reused),
+// and y yields. unblock ends the blocked reads.
+func yieldAfterNewThread(t *testing.T, y *Yielder, spoil func(tid int) error) (unblock func(), err error) {
 	t.Helper()
 	var ends []func()
 	unblock = func() {
@@ -287,11 +292,22 @@ func startThread(t *testing.T) (unblock func(), err error) {
 			end()
 		}
 	}
+	for _, tid := range threadIDs() {
+		if tid != unix.Gettid() {
+			if err := spoil(tid); err != nil {
+				return unblock, err
+			}
+			break
+		}
+	}
 	for before := threadCount(); threadCount() == before; {
 		if len(threadIDs()) > 200 {
 			return unblock, fmt.Errorf("the runtime started no thread for blocked reads")
 		}
 		ends = append(ends, blockThreads(t, 4))
+	}
+	if !y.Yield(time.Now().UnixNano()) {
+		return unblock, fmt.Errorf("no yield")
 	}
 	return unblock, nil
 }
@@ -349,24 +365,14 @@ func TestPinKeepsOtherThreadsOff(t *testing.T) {
 		if got := runtime.GOMAXPROCS(0); got != procs {
 			return fmt.Errorf("GOMAXPROCS %d while pinned, was %d", got, procs)
 		}
-		y := NewYielder(time.Nanosecond)
 		// A thread started while the measuring one ran the scheduler
 		// inherits its affinity: stand-in, one thread given it back.
-		for tid := range affinities(t) {
-			if !me[tid] {
-				if err := unix.SchedSetaffinity(tid, &process); err != nil {
-					return err
-				}
-				break
-			}
-		}
-		unblock, err := startThread(t)
+		unblock, err := yieldAfterNewThread(t, NewYielder(time.Nanosecond), func(tid int) error {
+			return unix.SchedSetaffinity(tid, &process)
+		})
 		defer unblock()
 		if err != nil {
 			return err
-		}
-		if !y.Yield(time.Now().UnixNano()) {
-			return fmt.Errorf("no yield")
 		}
 		me = map[int]bool{unix.Gettid(): true}
 		if err := check(me); err != nil {
@@ -430,6 +436,16 @@ func TestConcurrentPins(t *testing.T) {
 	}
 }
 
+// timerSlack reads thread tid's timer slack (CAP_SYS_NICE for another
+// thread's).
+func timerSlack(tid int) (int, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(tid) + "/timerslack_ns")
+	if err != nil {
+		return 0, err
+	}
+	return strconv.Atoi(strings.TrimSpace(string(b)))
+}
+
 // slacks returns every thread's timer slack.
 func slacks(t *testing.T) map[int]int {
 	t.Helper()
@@ -476,24 +492,14 @@ func TestPinCoalescesOtherThreadsTimers(t *testing.T) {
 		if err := check(unix.Gettid()); err != nil {
 			return fmt.Errorf("after Pin: %w", err)
 		}
-		y := NewYielder(time.Nanosecond)
 		// A thread started by the measuring one inherits its slack:
 		// stand-in, one other thread given it back.
-		for tid := range slacks(t) {
-			if tid != unix.Gettid() {
-				if err := setTimerSlack(tid, before); err != nil {
-					return err
-				}
-				break
-			}
-		}
-		unblock, err := startThread(t)
+		unblock, err := yieldAfterNewThread(t, NewYielder(time.Nanosecond), func(tid int) error {
+			return setTimerSlack(tid, before)
+		})
 		defer unblock()
 		if err != nil {
 			return err
-		}
-		if !y.Yield(time.Now().UnixNano()) {
-			return fmt.Errorf("no yield")
 		}
 		if err := check(unix.Gettid()); err != nil {
 			return fmt.Errorf("after new threads and a yield: %w", err)

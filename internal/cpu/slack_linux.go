@@ -32,20 +32,3 @@ func setTimerSlack(tid, ns int) error {
 	}
 	return err
 }
-
-// timerSlack reads thread tid's timer slack (CAP_SYS_NICE for another
-// thread's).
-func timerSlack(tid int) (int, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(tid) + "/timerslack_ns")
-	if err != nil {
-		return 0, err
-	}
-	return strconv.Atoi(string(trimNewline(b)))
-}
-
-func trimNewline(b []byte) []byte {
-	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == ' ') {
-		b = b[:len(b)-1]
-	}
-	return b
-}
