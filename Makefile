@@ -33,7 +33,7 @@ demo: build
 bench: build
 	@command -v sockperf >/dev/null && command -v dpdk-testpmd >/dev/null && command -v stdbuf >/dev/null || \
 		{ apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q sockperf dpdk-dev coreutils; }
-	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./internal/benchcmp/ -args -duration $(BENCH_DURATION)
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 45m ./internal/benchcmp/ -args -duration $(BENCH_DURATION)
 
 lint:
 	@fmt=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$fmt" ]; then echo "gofmt needed: $$fmt"; exit 1; fi

@@ -33,7 +33,8 @@ const benchPrefix = "sgbench"
 var (
 	flagDuration = flag.Duration("duration", 2*time.Second,
 		"sockperf's -t, rounded to whole seconds (at least 1 s); stackgap measures for sockperf's measured window of the same round")
-	flagRounds     = flag.Int("rounds", 9, "alternations [sockperf, stackgap plain, stackgap stamped] per wait strategy and transport")
+	flagRounds     = flag.Int("rounds", 9, "alternations [sockperf, stackgap plain, stackgap stamped, sockperf again] per wait strategy and transport")
+	flagControl    = flag.Bool("control", true, "run the reference tool (sockperf, testpmd) a second time in every round, as a control: its ratio to the first run is what noise alone does to a ratio")
 	flagSize       = flag.Int("size", 64, "UDP payload / TCP message size in bytes, for both tools")
 	flagWarmup     = flag.Uint("warmup", 10000, "stackgap warm-up probes (sockperf warms up for 400 ms of its own)")
 	flagWaits      = flag.String("waits", "block,spin", "wait strategies to compare")
@@ -109,8 +110,9 @@ var (
 // namespaces of one testbed, with the same payload size, CPU placement and wait strategy, and
 // prints the three round-trip distributions and the ratios stackgap/sockperf. It reports the
 // plain ratios, which the targets judge, as metrics "<transport>-<wait>-p50-ratio" and
-// "…-p99-ratio", and the stamped ones as "<transport>-<wait>-stamped-p50-ratio" and
-// "…-stamped-p99-ratio". b.N is ignored: one iteration is the whole comparison (use
+// "…-p99-ratio", the stamped ones as "<transport>-<wait>-stamped-p50-ratio" and
+// "…-stamped-p99-ratio", and with -control (the default) sockperf's second run of each round
+// over its first as "<transport>-<wait>-control-p50-ratio" and "…-control-p99-ratio". b.N is ignored: one iteration is the whole comparison (use
 // -benchtime 1x).
 func BenchmarkStackgapVsSockperf(b *testing.B) {
 	testutil.RequireRoot(b)
@@ -155,6 +157,10 @@ func BenchmarkStackgapVsSockperf(b *testing.B) {
 		b.ReportMetric(c.P99Ratio(), c.Name()+"-p99-ratio")
 		b.ReportMetric(c.StampedP50Ratio(), c.Name()+"-stamped-p50-ratio")
 		b.ReportMetric(c.StampedP99Ratio(), c.Name()+"-stamped-p99-ratio")
+		if *flagControl {
+			b.ReportMetric(c.ControlRatio(P50), c.Name()+"-control-p50-ratio")
+			b.ReportMetric(c.ControlRatio(P99), c.Name()+"-control-p99-ratio")
+		}
 	}
 	b.ReportMetric(0, "ns/op")
 }
@@ -244,22 +250,40 @@ func (h *harness) printHeader(w io.Writer) {
 	if *flagExtra != "" {
 		fmt.Fprintf(w, "stackgap extra flags (both modes): %s\n", *flagExtra)
 	}
-	fmt.Fprintf(w, "rounds: %d x [sockperf, stackgap plain, stackgap stamped] per wait strategy and transport, the order rotating by one each round; percentiles from HDR histograms (3 digits) of every sample\n", *flagRounds)
+	runs := "sockperf, stackgap plain, stackgap stamped"
+	if *flagControl {
+		runs += ", sockperf again"
+	}
+	fmt.Fprintf(w, "rounds: %d x [%s] per wait strategy and transport, the order rotating by one each round; percentiles from HDR histograms (3 digits) of every sample\n", *flagRounds, runs)
+	if *flagControl {
+		fmt.Fprintf(w, "control: sockperf again/sockperf, the same tool twice in every round: what the machine's noise alone does to the ratios, and to their verdicts\n")
+	}
 }
 
-// compare runs the rounds of one wait strategy and transport. The three runs of a round take
-// turns at going first (roundOrder), so none of them always follows the same other one.
+// runsPerRound is how many runs a round-trip round has: the reference tool (sockperf or
+// testpmd), stackgap plain and stackgap stamped, and with -control the reference again.
+func runsPerRound() int {
+	if *flagControl {
+		return 4
+	}
+	return 3
+}
+
+// compare runs the rounds of one wait strategy and transport. The runs of a round take turns at
+// going first (roundOrder), so none of them always comes first.
 func (h *harness) compare(wait, transport string) (Comparison, error) {
 	c := Comparison{Wait: wait, Transport: transport}
-	allSockperf, allPlain, allStamped := NewHistogram(), NewHistogram(), NewHistogram()
+	allSockperf, allPlain, allStamped, allControl := NewHistogram(), NewHistogram(), NewHistogram(), NewHistogram()
 	var window time.Duration // sockperf's measured window, the length of stackgap's runs
 	for round := 1; round <= *flagRounds; round++ {
-		var sp, plain, stamped *hdrhistogram.Histogram
-		for _, run := range roundOrder(round) {
+		var sp, plain, stamped, control *hdrhistogram.Histogram
+		for _, run := range roundOrder(round, runsPerRound()) {
 			var err error
 			switch run {
 			case runReference:
-				sp, window, err = h.runSockperf(wait, transport, round)
+				sp, window, err = h.runSockperf(wait, transport, fmt.Sprint(round))
+			case runControl:
+				control, _, err = h.runSockperf(wait, transport, fmt.Sprintf("%d-again", round))
 			case runPlain:
 				plain, err = h.runStackgap(plainMode, wait, transport, round, window)
 			case runStamped:
@@ -273,22 +297,29 @@ func (h *harness) compare(wait, transport string) (Comparison, error) {
 		allPlain.Merge(plain)
 		allStamped.Merge(stamped)
 		r := Round{Sockperf: Summarize(sp), Plain: Summarize(plain), Stamped: Summarize(stamped)}
-		h.logf("%s %s round %d: p50 sockperf %v plain %v stamped %v, p99 sockperf %v plain %v stamped %v",
-			transport, wait, round, r.Sockperf.P50, r.Plain.P50, r.Stamped.P50, r.Sockperf.P99, r.Plain.P99, r.Stamped.P99)
+		if control != nil {
+			allControl.Merge(control)
+			r.Control = Summarize(control)
+		}
+		h.logf("%s %s round %d: p50 sockperf %v plain %v stamped %v again %v, p99 sockperf %v plain %v stamped %v again %v",
+			transport, wait, round, r.Sockperf.P50, r.Plain.P50, r.Stamped.P50, r.Control.P50,
+			r.Sockperf.P99, r.Plain.P99, r.Stamped.P99, r.Control.P99)
 		c.Rounds = append(c.Rounds, r)
 	}
 	c.Sockperf, c.Plain, c.Stamped = Summarize(allSockperf), Summarize(allPlain), Summarize(allStamped)
+	c.Control = Summarize(allControl)
 	return c, nil
 }
 
 // runSockperf runs one sockperf server in B and one ping-pong client in A and returns the
-// round trips of the client's measured window and that window's length.
-func (h *harness) runSockperf(wait, transport string, round int) (*hdrhistogram.Histogram, time.Duration, error) {
+// round trips of the client's measured window and that window's length. run names the run in
+// the names of its files ("3", "3-again").
+func (h *harness) runSockperf(wait, transport, run string) (*hdrhistogram.Histogram, time.Duration, error) {
 	waitFlags, _ := sockperfWaitFlags(wait)
 	transportFlags, _ := sockperfTransportFlags(transport)
 	port := strconv.Itoa(h.nextPort)
 	h.nextPort++
-	name := fmt.Sprintf("sockperf-%s-%s-%d", transport, wait, round)
+	name := fmt.Sprintf("sockperf-%s-%s-%s", transport, wait, run)
 
 	serverArgs := append([]string{"server", "-i", h.tb.AddrB4.String(), "-p", port}, transportFlags...)
 	serverArgs = append(serverArgs, waitFlags...)

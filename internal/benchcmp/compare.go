@@ -40,10 +40,12 @@ func Summarize(h *hdrhistogram.Histogram) Stats {
 	}
 }
 
-// Round is one alternation: a sockperf run, stackgap plain and stackgap stamped, in the order
-// roundOrder gives.
+// Round is one alternation: a sockperf run, stackgap plain and stackgap stamped, and with the
+// control a second sockperf run, in the order roundOrder gives.
 type Round struct {
 	Sockperf, Plain, Stamped Stats
+	// Control is sockperf's second run of the round (zero without the control).
+	Control Stats
 }
 
 // Comparison is one wait strategy and transport: every round, and the merge of all rounds.
@@ -52,12 +54,17 @@ type Round struct {
 // targets judge, since the harness must add no latency of its own. Stamped (the default
 // --stamp-every 2, round trip of the unstamped probes, every receive still carrying its RX
 // stamp) is reported with its ratios as what observing the layers costs, against no target.
+//
+// The control is sockperf run a second time in every round. Its ratio to the first run is what
+// the machine's noise alone does to a ratio of two identical tools, and its verdicts say how
+// often the same tool passes the targets against itself.
 type Comparison struct {
 	// Wait is the wait strategy ("block" or "spin") and Transport "udp" or "tcp".
 	Wait, Transport string
-	// Sockperf, Plain and Stamped summarise the merged histograms of all rounds.
-	Sockperf, Plain, Stamped Stats
-	Rounds                   []Round
+	// Sockperf, Plain, Stamped and Control summarise the merged histograms of all rounds
+	// (Control is zero without the control).
+	Sockperf, Plain, Stamped, Control Stats
+	Rounds                            []Round
 }
 
 // Name is "<transport>-<wait>", e.g. "udp-block", the prefix of the benchmark's metrics.
@@ -76,6 +83,12 @@ func (c Comparison) StampedP50Ratio() float64 { return ratio(c.Stamped.P50, c.So
 // StampedP99Ratio is stackgap stamped's merged p99 divided by sockperf's (0 when sockperf has
 // no data).
 func (c Comparison) StampedP99Ratio() float64 { return ratio(c.Stamped.P99, c.Sockperf.P99) }
+
+// ControlRatio is the control's merged figure p divided by sockperf's: sockperf against itself
+// (0 without the control).
+func (c Comparison) ControlRatio(p Percentile) float64 {
+	return ratio(p.Of(c.Control), p.Of(c.Sockperf))
+}
 
 // Pass tells whether both ratios of the plain mode meet their targets.
 func (c Comparison) Pass() bool {
@@ -102,30 +115,38 @@ func verdict(r, target float64) string {
 	return "MISS"
 }
 
-// Row names of stackgap's two modes in WriteTable's output.
+// Row names of stackgap's two modes and of the control in WriteTable's output.
 const (
 	plainTool   = "stackgap plain"
 	stampedTool = "stackgap stamped"
+	controlTool = "sockperf again"
 )
 
 // WriteTable prints, for every comparison, sockperf's and both stackgap modes' percentiles per
 // round and over the merged rounds (µs), then the ratios stackgap/sockperf of the merged p50
 // and p99 for both modes, with PASS or MISS against the targets for the plain mode only, the
-// plain ratios round by round (RoundSpread), and finally a summary with a line per comparison
-// and mode.
+// plain ratios round by round (RoundSpread), the control's ratios with the verdicts the same
+// targets would give them, and finally a summary with a line per comparison and mode.
 func WriteTable(w io.Writer, cs []Comparison) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	row := func(cells ...string) { fmt.Fprintln(tw, strings.Join(cells, "\t")+"\t") }
 	for _, c := range cs {
+		control := c.Control.Count > 0
 		fmt.Fprintf(tw, "\n%s %s: round trip, µs\n", c.Transport, c.Wait)
 		row("tool", "round", "count", "p50", "p90", "p99", "p99.9", "max")
 		for i, r := range c.Rounds {
 			round := fmt.Sprint(i + 1)
 			row(statsCells("sockperf", round, r.Sockperf)...)
+			if control {
+				row(statsCells(controlTool, round, r.Control)...)
+			}
 			row(statsCells(plainTool, round, r.Plain)...)
 			row(statsCells(stampedTool, round, r.Stamped)...)
 		}
 		row(statsCells("sockperf", "all", c.Sockperf)...)
+		if control {
+			row(statsCells(controlTool, "all", c.Control)...)
+		}
 		row(statsCells(plainTool, "all", c.Plain)...)
 		row(statsCells(stampedTool, "all", c.Stamped)...)
 		if err := tw.Flush(); err != nil {
@@ -137,8 +158,14 @@ func WriteTable(w io.Writer, cs []Comparison) error {
 		fmt.Fprintf(w, "%s/sockperf: p50 %.2f  p99 %.2f (what observing the layers costs; no target)\n", stampedTool,
 			c.StampedP50Ratio(), c.StampedP99Ratio())
 		fmt.Fprintf(w, "%s/sockperf round by round: p50 %v, p99 %v\n", plainTool, c.RoundSpread(P50), c.RoundSpread(P99))
+		if control {
+			fmt.Fprintf(w, "control, %s/sockperf: p50 %.2f (%s)  p99 %.2f (%s) (the same tool twice: the verdicts the targets give noise alone)\n",
+				controlTool, c.ControlRatio(P50), verdict(c.ControlRatio(P50), TargetP50Ratio),
+				c.ControlRatio(P99), verdict(c.ControlRatio(P99), TargetP99Ratio))
+			fmt.Fprintf(w, "control round by round: p50 %v, p99 %v\n", c.ControlSpread(P50), c.ControlSpread(P99))
+		}
 	}
-	fmt.Fprintln(w, "\nsummary, stackgap/sockperf over merged rounds (targets judge plain only):")
+	fmt.Fprintln(w, "\nsummary, stackgap/sockperf over merged rounds (targets judge plain only; control = sockperf/sockperf):")
 	row("comparison", "mode", "sockperf p50", "stackgap p50", "p50 ratio", "", "sockperf p99", "stackgap p99", "p99 ratio", "")
 	for _, c := range cs {
 		row(c.Name(), "plain", micros(c.Sockperf.P50), micros(c.Plain.P50),
@@ -149,6 +176,12 @@ func WriteTable(w io.Writer, cs []Comparison) error {
 			fmt.Sprintf("%.2f", c.StampedP50Ratio()), "-",
 			micros(c.Sockperf.P99), micros(c.Stamped.P99),
 			fmt.Sprintf("%.2f", c.StampedP99Ratio()), "-")
+		if c.Control.Count > 0 {
+			row(c.Name(), "control", micros(c.Sockperf.P50), micros(c.Control.P50),
+				fmt.Sprintf("%.2f", c.ControlRatio(P50)), "("+verdict(c.ControlRatio(P50), TargetP50Ratio)+")",
+				micros(c.Sockperf.P99), micros(c.Control.P99),
+				fmt.Sprintf("%.2f", c.ControlRatio(P99)), "("+verdict(c.ControlRatio(P99), TargetP99Ratio)+")")
+		}
 	}
 	return tw.Flush()
 }
@@ -161,24 +194,25 @@ func micros(d time.Duration) string {
 	return fmt.Sprintf("%.2f", float64(d)/float64(time.Microsecond))
 }
 
-// A roundRun is one of the three runs of a round: the tool stackgap is compared with (sockperf,
-// testpmd), then stackgap plain and stackgap stamped.
+// A roundRun is one of the runs of a round: the tool stackgap is compared with (sockperf,
+// testpmd), stackgap plain, stackgap stamped and, with the control, the reference tool again.
 type roundRun int
 
 const (
 	runReference roundRun = iota
 	runPlain
 	runStamped
+	runControl
 )
 
-// roundOrder is the order of the runs of round (from 1): the first round starts with the
-// reference (sockperf's measured window sets the length of stackgap's runs), and each round
-// after it rotates the order by one, so over every three rounds each run goes first, second and
-// third once and none always follows the same other one.
-func roundOrder(round int) [3]roundRun {
-	var order [3]roundRun
+// roundOrder is the order of the first n runs (3, or 4 with the control) of round (from 1):
+// the first round starts with the reference (sockperf's measured window sets the length of
+// stackgap's runs), and each round after it rotates the order by one, so over every n rounds
+// each run takes each place once.
+func roundOrder(round, n int) []roundRun {
+	order := make([]roundRun, n)
 	for i := range order {
-		order[i] = roundRun((i + round - 1) % 3)
+		order[i] = roundRun((i + round - 1) % n)
 	}
 	return order
 }

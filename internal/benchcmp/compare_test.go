@@ -122,6 +122,43 @@ func TestWriteTable(t *testing.T) {
 		strings.Contains(stampedLine, "PASS") || strings.Contains(stampedLine, "MISS") {
 		t.Errorf("summary stamped line %q, want ratios 1.20 and 1.25 without a verdict", stampedLine)
 	}
+	if strings.Contains(out, controlTool) || summaryLine(summary, "control") != "" {
+		t.Errorf("a comparison without a control printed one:\n%s", out)
+	}
+}
+
+func TestWriteTableControl(t *testing.T) {
+	sp := Stats{Count: 100, P50: 10 * time.Microsecond, P90: 12 * time.Microsecond, P99: 20 * time.Microsecond,
+		P999: 30 * time.Microsecond, Max: 40 * time.Microsecond}
+	again := sp
+	again.P50, again.P99 = 9*time.Microsecond, 22*time.Microsecond
+	round := Round{Sockperf: sp, Plain: sp, Stamped: sp, Control: again}
+	cs := []Comparison{{Wait: "spin", Transport: "udp", Sockperf: sp, Plain: sp, Stamped: sp, Control: again,
+		Rounds: []Round{round, round, round}}}
+	var b strings.Builder
+	if err := WriteTable(&b, cs); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	for _, want := range []string{
+		// The same targets judge the control, whose p99 misses its own by 10 %.
+		"control, sockperf again/sockperf: p50 0.90 (PASS)  p99 1.10 (MISS)",
+		"control round by round: p50 median 0.90 (95 % CI 0.90–0.90, 3 rounds), p99 median 1.10 (95 % CI 1.10–1.10, 3 rounds)",
+		// stackgap's verdicts stay against sockperf's first runs.
+		"stackgap plain/sockperf: p50 1.00 (target ≤ 1.00: PASS)  p99 1.00 (target ≤ 1.05: PASS)",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if got := countLines(out, func(l string) bool { return strings.HasPrefix(strings.TrimSpace(l), controlTool) }); got != 4 {
+		t.Errorf("%d %q rows, want 4 (3 rounds and the merge):\n%s", got, controlTool, out)
+	}
+	_, summary, _ := strings.Cut(out, "summary")
+	line := summaryLine(summary, "control")
+	if !strings.Contains(line, "0.90") || !strings.Contains(line, "(PASS)") || !strings.Contains(line, "1.10") || !strings.Contains(line, "(MISS)") {
+		t.Errorf("summary control line %q, want 0.90 (PASS) and 1.10 (MISS)", line)
+	}
 }
 
 func countLines(s string, match func(string) bool) int {

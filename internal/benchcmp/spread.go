@@ -85,19 +85,43 @@ func (c Comparison) RoundSpread(p Percentile) RoundSpread {
 	return spreadOf(roundRatios(c.Rounds, func(r Round) Stats { return r.Plain }, func(r Round) Stats { return r.Sockperf }, p))
 }
 
+// ControlSpread is the control's percentile p over sockperf's, round by round: sockperf
+// against itself.
+func (c Comparison) ControlSpread(p Percentile) RoundSpread {
+	return spreadOf(roundRatios(c.Rounds, func(r Round) Stats { return r.Control }, func(r Round) Stats { return r.Sockperf }, p))
+}
+
 // RoundSpread is stackgap plain's percentile p over testpmd's, round by round.
 func (c ReflectorComparison) RoundSpread(p Percentile) RoundSpread {
 	return spreadOf(roundRatios(c.Rounds, func(r ReflectorRound) Stats { return r.Stackgap }, func(r ReflectorRound) Stats { return r.Testpmd }, p))
 }
 
+// ControlSpread is testpmd's second run's percentile p over its first's, round by round.
+func (c ReflectorComparison) ControlSpread(p Percentile) RoundSpread {
+	return spreadOf(roundRatios(c.Rounds, func(r ReflectorRound) Stats { return r.Control }, func(r ReflectorRound) Stats { return r.Testpmd }, p))
+}
+
 // RoundSpread is stackgap-reflect's packet rate over testpmd's at inflight probes in flight,
 // round by round (rounds where either has no run are left out).
 func (c RateComparison) RoundSpread(inflight int) RoundSpread {
-	type pair struct{ stackgap, testpmd float64 }
+	return c.spread(ReflectorStackgap, ReflectorTestpmd, inflight)
+}
+
+// ControlSpread is testpmd's second runs' packet rate over its first runs' at inflight probes
+// in flight, round by round: testpmd against itself.
+func (c RateComparison) ControlSpread(inflight int) RoundSpread {
+	return c.spread(ReflectorTestpmdAgain, ReflectorTestpmd, inflight)
+}
+
+// spread is the packet rate of reflector num over that of reflector den at inflight probes in
+// flight, round by round (rounds where either has no run, or den reflected nothing, are left
+// out).
+func (c RateComparison) spread(num, den string, inflight int) RoundSpread {
+	type pair struct{ num, den float64 }
 	byRound := map[int]*pair{}
 	var rounds []int
 	for _, r := range c.Runs {
-		if r.Inflight != inflight {
+		if r.Inflight != inflight || (r.Reflector != num && r.Reflector != den) {
 			continue
 		}
 		p := byRound[r.Round]
@@ -106,17 +130,16 @@ func (c RateComparison) RoundSpread(inflight int) RoundSpread {
 			byRound[r.Round] = p
 			rounds = append(rounds, r.Round)
 		}
-		switch r.Reflector {
-		case ReflectorStackgap:
-			p.stackgap = r.PPS()
-		case ReflectorTestpmd:
-			p.testpmd = r.PPS()
+		if r.Reflector == num {
+			p.num = r.PPS()
+		} else {
+			p.den = r.PPS()
 		}
 	}
 	ratios := make([]float64, 0, len(rounds))
 	for _, round := range rounds {
-		if p := byRound[round]; p.testpmd > 0 {
-			ratios = append(ratios, p.stackgap/p.testpmd)
+		if p := byRound[round]; p.den > 0 {
+			ratios = append(ratios, p.num/p.den)
 		}
 	}
 	return spreadOf(ratios)

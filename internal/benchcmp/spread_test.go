@@ -69,9 +69,23 @@ func TestComparisonRoundSpread(t *testing.T) {
 	if s := c.RoundSpread(P99); s.Rounds != 3 || math.Abs(s.Median-1.05) > 1e-12 {
 		t.Errorf("p99 spread %+v, want median 1.05 over 3 rounds", s)
 	}
-	r := ReflectorComparison{Rounds: []ReflectorRound{{Testpmd: us(4, 8), Stackgap: us(5, 8), Stamped: us(9, 9)}}}
+	// The control is sockperf's second run over its first, whatever stackgap did.
+	c.Rounds[0].Control, c.Rounds[1].Control, c.Rounds[2].Control = us(12, 20), us(10, 30), us(8, 20)
+	if s := c.ControlSpread(P50); s.Rounds != 3 || math.Abs(s.Median-1.0) > 1e-12 || s.Low != 0.8 || s.High != 1.2 {
+		t.Errorf("control p50 spread %+v, want median 1.00 over 3 rounds, interval 0.80–1.20", s)
+	}
+	if s := c.ControlSpread(P99); s.Rounds != 3 || s.Median != 1 {
+		t.Errorf("control p99 spread %+v, want median 1.00 over 3 rounds", s)
+	}
+	if s := (Comparison{Rounds: []Round{{Sockperf: us(10, 20), Plain: us(10, 20)}}}).ControlSpread(P50); s.Rounds != 0 {
+		t.Errorf("control spread without a control %+v, want no rounds", s)
+	}
+	r := ReflectorComparison{Rounds: []ReflectorRound{{Testpmd: us(4, 8), Stackgap: us(5, 8), Stamped: us(9, 9), Control: us(3, 16)}}}
 	if s := r.RoundSpread(P50); s.Rounds != 1 || s.Median != 1.25 {
 		t.Errorf("reflector p50 spread %+v, want 1.25 (plain, not stamped)", s)
+	}
+	if s := r.ControlSpread(P99); s.Rounds != 1 || s.Median != 2 {
+		t.Errorf("reflector control p99 spread %+v, want 2.00 (testpmd again over testpmd)", s)
 	}
 }
 
@@ -100,30 +114,45 @@ func TestRateRoundSpread(t *testing.T) {
 	if s := c.RoundSpread(1); s.Rounds != 0 {
 		t.Errorf("spread without runs %+v, want no rounds", s)
 	}
+	if s := c.ControlSpread(64); s.Rounds != 0 {
+		t.Errorf("control spread without control runs %+v, want no rounds", s)
+	}
+	// The control pairs testpmd's second run of a round with its first, leaving stackgap out.
+	c.Runs = append(c.Runs, run(ReflectorTestpmdAgain, 1, 64, 80), run(ReflectorTestpmdAgain, 2, 64, 130),
+		run(ReflectorTestpmdAgain, 3, 64, 100))
+	if s := c.ControlSpread(64); s.Rounds != 3 || s.Median != 1 || s.Low != 0.8 || s.High != 1.3 {
+		t.Errorf("inflight 64 control spread %+v, want median 1.00 over 3 rounds, interval 0.80–1.30", s)
+	}
+	if s := c.RoundSpread(64); s.Rounds != 3 || math.Abs(s.Median-1.1) > 1e-12 {
+		t.Errorf("inflight 64 spread with control runs %+v, want the same median 1.10 over 3 rounds", s)
+	}
 }
 
 func TestRoundOrder(t *testing.T) {
-	if got := roundOrder(1); got != [3]roundRun{runReference, runPlain, runStamped} {
-		t.Errorf("round 1 runs %v: sockperf must go first, its window sets stackgap's", got)
-	}
-	// Over any three consecutive rounds each run takes each place once.
-	for first := 1; first <= 7; first++ {
-		var seen [3][3]int // [run][place]
-		for round := first; round < first+3; round++ {
-			order := roundOrder(round)
-			var inRound [3]bool
-			for place, run := range order {
-				seen[run][place]++
-				inRound[run] = true
-			}
-			if inRound != [3]bool{true, true, true} {
-				t.Fatalf("round %d runs %v: not each run once", round, order)
-			}
+	for _, n := range []int{3, 4} {
+		if got := roundOrder(1, n); got[0] != runReference {
+			t.Errorf("%d runs, round 1 runs %v: the reference must go first, its window sets stackgap's", n, got)
 		}
-		for run := range seen {
-			for place := range seen[run] {
-				if seen[run][place] != 1 {
-					t.Errorf("rounds %d–%d: run %d in place %d %d times, want once", first, first+2, run, place, seen[run][place])
+		// Over any n consecutive rounds each run takes each place once.
+		for first := 1; first <= 7; first++ {
+			seen := map[[2]int]int{} // {run, place}
+			for round := first; round < first+n; round++ {
+				order := roundOrder(round, n)
+				inRound := map[roundRun]bool{}
+				for place, run := range order {
+					seen[[2]int{int(run), place}]++
+					inRound[run] = true
+				}
+				if len(order) != n || len(inRound) != n || !inRound[runReference] || !inRound[runPlain] ||
+					!inRound[runStamped] || (n == 4) != inRound[runControl] {
+					t.Fatalf("%d runs, round %d runs %v: not each run once", n, round, order)
+				}
+			}
+			for run := range n {
+				for place := range n {
+					if got := seen[[2]int{run, place}]; got != 1 {
+						t.Errorf("%d runs, rounds %d–%d: run %d in place %d %d times, want once", n, first, first+n-1, run, place, got)
+					}
 				}
 			}
 		}

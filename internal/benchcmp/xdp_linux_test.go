@@ -90,12 +90,14 @@ func BenchmarkKernelVsXDP(b *testing.B) {
 // two reflectors alternate and are never attached at the same time.
 //
 // First -rounds round-trip phases each with one probe in flight (testpmd, stackgap plain and
-// stamped, the order rotating by one each round; target: stackgap plain/testpmd p50 ≤ 1.00),
-// then -rounds rounds of throughput phases of 64-byte frames at every -inflights value, the
-// reflectors alternating, each going first in every other round (target: the highest
-// median reflected packet rate of stackgap-reflect at least testpmd's). Metrics:
-// "reflector-rtt-p50-ratio", "reflector-rtt-p99-ratio", "reflector-pps-ratio", "stackgap-pps"
-// and "testpmd-pps". A MISS is printed, not failed: the figures are what the issue asks for.
+// stamped, and with -control testpmd again, the order rotating by one each round; target:
+// stackgap plain/testpmd p50 ≤ 1.00), then -rounds rounds of throughput phases of 64-byte
+// frames at every -inflights value (testpmd, stackgap-reflect, and with -control testpmd again,
+// rotating likewise; target: the highest median reflected packet rate of stackgap-reflect at
+// least testpmd's). Metrics: "reflector-rtt-p50-ratio", "reflector-rtt-p99-ratio",
+// "reflector-pps-ratio", "stackgap-pps" and "testpmd-pps", and with -control testpmd's second
+// runs over its first as "control-rtt-p50-ratio" and "control-pps-ratio". A MISS is printed,
+// not failed: the figures are what the issue asks for.
 func BenchmarkXDPReflectorVsTestpmd(b *testing.B) {
 	testutil.RequireRoot(b)
 	testutil.RequireTool(b, "taskset")
@@ -119,6 +121,10 @@ func BenchmarkXDPReflectorVsTestpmd(b *testing.B) {
 		*flagSenderCPU, *flagReflCPU, h.tb.AddrB4, testpmdPort)
 	fmt.Printf("modes: plain = --no-timestamps (no TX stamps on either host, as testpmd takes none; testpmd's runs and every throughput run too; judged),\n")
 	fmt.Printf("       stamped = --stamp-every 2 (rtt of the unstamped probes; what observing the layers costs, no target)\n")
+	if *flagControl {
+		fmt.Printf("control: testpmd again/testpmd, the same reflector twice in every round (round trips and throughput): what the machine's\n")
+		fmt.Printf("  noise alone does to the ratios, and to their verdicts\n")
+	}
 	if _, ok := readPageReporting(); ok {
 		fmt.Printf("after each testpmd run: wait until the VM's free page reporting of testpmd's memory is over (at least %v, then %v without a\n", pageReportingDelay, pageReportingQuiet)
 		fmt.Printf("  reporting interrupt, at most %v), or its host-side discard stalls the next run for tens of milliseconds\n", pageReportingMaxWait)
@@ -142,6 +148,10 @@ func BenchmarkXDPReflectorVsTestpmd(b *testing.B) {
 	b.ReportMetric(rate.PPSRatio(), "reflector-pps-ratio")
 	b.ReportMetric(s, "stackgap-pps")
 	b.ReportMetric(t, "testpmd-pps")
+	if *flagControl {
+		b.ReportMetric(rtt.ControlRatio(P50), "control-rtt-p50-ratio")
+		b.ReportMetric(rate.ControlPPSRatio(), "control-pps-ratio")
+	}
 	b.ReportMetric(0, "ns/op")
 }
 
@@ -241,31 +251,34 @@ func (h *harness) comparePaths(transport string) PathComparison {
 	return c
 }
 
-// compareReflectors runs the round-trip rounds (their three runs in roundOrder) and then the
-// throughput runs of both reflectors (each going first in every other round).
+// compareReflectors runs the round-trip rounds (their runs in roundOrder) and then the
+// throughput runs of both reflectors, and with -control of testpmd a second time (the order
+// rotating by one each round).
 func (h *harness) compareReflectors(inflights []int) (ReflectorComparison, RateComparison, error) {
 	var rtt ReflectorComparison
 	var rate RateComparison
-	allStackgap, allStamped, allTestpmd := NewHistogram(), NewHistogram(), NewHistogram()
+	allStackgap, allStamped, allTestpmd, allControl := NewHistogram(), NewHistogram(), NewHistogram(), NewHistogram()
 	for round := 1; round <= *flagRounds; round++ {
 		var r ReflectorRound
 		runs := [...]struct {
-			reflector string
-			stamped   bool
-			all       *hdrhistogram.Histogram
-			stats     *Stats
+			name    string // in the names of the run's files
+			stamped bool
+			all     *hdrhistogram.Histogram
+			stats   *Stats
 		}{
 			runReference: {ReflectorTestpmd, false, allTestpmd, &r.Testpmd},
 			runPlain:     {ReflectorStackgap, false, allStackgap, &r.Stackgap},
-			runStamped:   {ReflectorStackgap, true, allStamped, &r.Stamped},
+			runStamped:   {ReflectorStackgap + "-stamped", true, allStamped, &r.Stamped},
+			runControl:   {ReflectorTestpmd + "-again", false, allControl, &r.Control},
 		}
-		for _, i := range roundOrder(round) {
+		for _, i := range roundOrder(round, runsPerRound()) {
 			run := runs[i]
-			name := fmt.Sprintf("rtt-%s-%d", run.reflector, round)
-			if run.stamped {
-				name = fmt.Sprintf("rtt-%s-stamped-%d", run.reflector, round)
+			reflector := ReflectorStackgap
+			if i == runReference || i == runControl {
+				reflector = ReflectorTestpmd
 			}
-			res, err := h.runAgainst(run.reflector, name, *flagSize, 1, false, run.stamped)
+			name := fmt.Sprintf("rtt-%s-%d", run.name, round)
+			res, err := h.runAgainst(reflector, name, *flagSize, 1, false, run.stamped)
 			if err != nil {
 				return rtt, rate, fmt.Errorf("round %d: %w", round, err)
 			}
@@ -275,21 +288,26 @@ func (h *harness) compareReflectors(inflights []int) (ReflectorComparison, RateC
 			run.all.Merge(res.rtt)
 			*run.stats = Summarize(res.rtt)
 		}
-		h.logf("reflectors round %d: p50 testpmd %v stackgap plain %v stamped %v, p99 testpmd %v stackgap plain %v stamped %v",
-			round, r.Testpmd.P50, r.Stackgap.P50, r.Stamped.P50, r.Testpmd.P99, r.Stackgap.P99, r.Stamped.P99)
+		h.logf("reflectors round %d: p50 testpmd %v stackgap plain %v stamped %v testpmd again %v, p99 testpmd %v stackgap plain %v stamped %v testpmd again %v",
+			round, r.Testpmd.P50, r.Stackgap.P50, r.Stamped.P50, r.Control.P50, r.Testpmd.P99, r.Stackgap.P99, r.Stamped.P99, r.Control.P99)
 		rtt.Rounds = append(rtt.Rounds, r)
 	}
 	rtt.Stackgap, rtt.Stamped, rtt.Testpmd = Summarize(allStackgap), Summarize(allStamped), Summarize(allTestpmd)
+	rtt.Control = Summarize(allControl)
 
+	rateRuns := []string{ReflectorTestpmd, ReflectorStackgap}
+	if *flagControl {
+		rateRuns = append(rateRuns, ReflectorTestpmdAgain)
+	}
 	for round := 1; round <= *flagRounds; round++ {
 		for _, inflight := range inflights {
-			// Each reflector goes first in every other round.
-			reflectors := []string{ReflectorTestpmd, ReflectorStackgap}
-			if round%2 == 0 {
-				reflectors[0], reflectors[1] = reflectors[1], reflectors[0]
-			}
-			for _, reflector := range reflectors {
-				name := fmt.Sprintf("rate-%s-%d-%d", reflector, inflight, round)
+			for i := range rateRuns {
+				label := rateRuns[(i+round-1)%len(rateRuns)]
+				reflector := label
+				if label == ReflectorTestpmdAgain {
+					reflector = ReflectorTestpmd
+				}
+				name := fmt.Sprintf("rate-%s-%d-%d", strings.ReplaceAll(label, " ", "-"), inflight, round)
 				res, err := h.runAgainst(reflector, name, rateSize, inflight, true, false)
 				if err != nil {
 					return rtt, rate, fmt.Errorf("inflight %d: %w", inflight, err)
@@ -298,7 +316,7 @@ func (h *harness) compareReflectors(inflights []int) (ReflectorComparison, RateC
 				if err != nil {
 					return rtt, rate, fmt.Errorf("%s: %w", name, err)
 				}
-				run.Round = round
+				run.Reflector, run.Round = label, round
 				h.logf("%s: %.0f pps", name, run.PPS())
 				rate.Runs = append(rate.Runs, run)
 			}

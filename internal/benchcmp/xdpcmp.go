@@ -16,10 +16,11 @@ const (
 	TargetReflectorPPSRatio = 1.00 // stackgap/testpmd highest reflected packets per second, at least
 )
 
-// Names of the two AF_XDP reflectors.
+// Names of the two AF_XDP reflectors, and of testpmd's second run of a round (the control).
 const (
-	ReflectorStackgap = "stackgap-reflect"
-	ReflectorTestpmd  = "testpmd"
+	ReflectorStackgap     = "stackgap-reflect"
+	ReflectorTestpmd      = "testpmd"
+	ReflectorTestpmdAgain = "testpmd again"
 )
 
 // PathRound is one alternation of the kernel path and the AF_XDP path.
@@ -132,17 +133,26 @@ func WritePathTable(w io.Writer, cs []PathComparison) error {
 
 // ReflectorRound is one alternation of the reflectors, one round-trip phase each: testpmd,
 // stackgap-reflect in plain mode (--no-timestamps on both hosts, like testpmd's run: judged)
-// and stamped (--stamp-every 2: what observing the layers costs).
+// and stamped (--stamp-every 2: what observing the layers costs), and with the control testpmd
+// again.
 type ReflectorRound struct {
 	Stackgap, Stamped, Testpmd Stats
+	// Control is testpmd's second run of the round (zero without the control).
+	Control Stats
 }
 
 // ReflectorComparison is the sender's AF_XDP round trip (UDP, one probe in flight) against
-// stackgap-reflect's AF_XDP session (plain and stamped) and against testpmd, per round and
-// merged.
+// stackgap-reflect's AF_XDP session (plain and stamped) and against testpmd (twice with the
+// control), per round and merged.
 type ReflectorComparison struct {
-	Stackgap, Stamped, Testpmd Stats
-	Rounds                     []ReflectorRound
+	Stackgap, Stamped, Testpmd, Control Stats
+	Rounds                              []ReflectorRound
+}
+
+// ControlRatio is testpmd's second runs' merged figure p divided by its first runs': testpmd
+// against itself (0 without the control).
+func (c ReflectorComparison) ControlRatio(p Percentile) float64 {
+	return ratio(p.Of(c.Control), p.Of(c.Testpmd))
 }
 
 // StampedRatio is stackgap's stamped figure p divided by testpmd's (0 without data).
@@ -190,7 +200,8 @@ func (r RateRun) PPS() float64 {
 	return float64(r.Reflected) / r.Duration.Seconds()
 }
 
-// RateComparison holds the throughput runs of both reflectors.
+// RateComparison holds the throughput runs of both reflectors, and of testpmd's second run
+// of each round (Reflector ReflectorTestpmdAgain) with the control.
 type RateComparison struct {
 	Runs []RateRun
 }
@@ -236,6 +247,17 @@ func (c RateComparison) PPSRatio() float64 {
 	return s / t
 }
 
+// ControlPPSRatio is the highest median packet rate of testpmd's second runs divided by that
+// of its first runs: testpmd against itself (0 without the control).
+func (c RateComparison) ControlPPSRatio() float64 {
+	_, again, okA := c.Best(ReflectorTestpmdAgain)
+	_, t, okT := c.Best(ReflectorTestpmd)
+	if !okA || !okT || t <= 0 {
+		return 0
+	}
+	return again / t
+}
+
 // Pass tells whether the packet-rate ratio meets TargetReflectorPPSRatio.
 func (c RateComparison) Pass() bool { return atLeast(c.PPSRatio(), TargetReflectorPPSRatio) }
 
@@ -259,23 +281,35 @@ func WriteReflectorTable(w io.Writer, rtt ReflectorComparison, rate RateComparis
 	fmt.Fprintf(tw, "\nAF_XDP reflectors, udp, spin, 1 probe in flight: round trip, µs\n")
 	row("reflector", "round", "count", "p50", "p90", "p99", "p99.9", "max")
 	plain, stamped := ReflectorStackgap+" plain", ReflectorStackgap+" stamped"
+	control := rtt.Control.Count > 0
 	for i, r := range rtt.Rounds {
 		round := fmt.Sprint(i + 1)
 		row(statsCells(ReflectorTestpmd, round, r.Testpmd)...)
+		if control {
+			row(statsCells(ReflectorTestpmdAgain, round, r.Control)...)
+		}
 		row(statsCells(plain, round, r.Stackgap)...)
 		row(statsCells(stamped, round, r.Stamped)...)
 	}
 	row(statsCells(ReflectorTestpmd, "all", rtt.Testpmd)...)
+	if control {
+		row(statsCells(ReflectorTestpmdAgain, "all", rtt.Control)...)
+	}
 	row(statsCells(plain, "all", rtt.Stackgap)...)
 	row(statsCells(stamped, "all", rtt.Stamped)...)
 	ratios := []string{"ratio plain/testpmd", "all", ""}
 	stampedRatios := []string{"ratio stamped/testpmd", "all", ""}
+	controlRatios := []string{"ratio again/testpmd", "all", ""}
 	for _, p := range Percentiles() {
 		ratios = append(ratios, fmt.Sprintf("%.2f", rtt.Ratio(p)))
 		stampedRatios = append(stampedRatios, fmt.Sprintf("%.2f", rtt.StampedRatio(p)))
+		controlRatios = append(controlRatios, fmt.Sprintf("%.2f", rtt.ControlRatio(p)))
 	}
 	row(ratios...)
 	row(stampedRatios...)
+	if control {
+		row(controlRatios...)
+	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
@@ -284,6 +318,11 @@ func WriteReflectorTable(w io.Writer, rtt ReflectorComparison, rate RateComparis
 	fmt.Fprintf(w, "stackgap stamped/testpmd round trip: p50 %.2f p99 %.2f (what observing the layers costs; no target)\n",
 		rtt.StampedRatio(P50), rtt.StampedRatio(P99))
 	fmt.Fprintf(w, "stackgap plain/testpmd round trip round by round: p50 %v, p99 %v\n", rtt.RoundSpread(P50), rtt.RoundSpread(P99))
+	if control {
+		fmt.Fprintf(w, "control, testpmd again/testpmd round trip: p50 %.2f (%s) (the same reflector twice: the verdict the target gives noise alone)\n",
+			rtt.ControlRatio(P50), verdict(rtt.ControlRatio(P50), TargetReflectorRTTRatio))
+		fmt.Fprintf(w, "control round by round: p50 %v, p99 %v\n", rtt.ControlSpread(P50), rtt.ControlSpread(P99))
+	}
 
 	fmt.Fprintf(tw, "\nAF_XDP reflectors, udp, spin, 64-byte frames: reflected packets per second\n")
 	row("reflector", "round", "inflight", "sent", "lost", "reflected", "pps", "own pps", "rtt p50 µs", "sender CPU", "reflector CPU")
@@ -303,13 +342,22 @@ func WriteReflectorTable(w io.Writer, rtt ReflectorComparison, rate RateComparis
 			fmt.Fprintf(w, "%s round %d inflight %d: %s\n", r.Reflector, r.Round, r.Inflight, r.Note)
 		}
 	}
+	rateControl := rate.ControlPPSRatio() > 0
 	for _, inflight := range rate.Inflights() {
 		fmt.Fprintf(w, "stackgap/testpmd packet rate round by round, inflight %d: %v\n", inflight, rate.RoundSpread(inflight))
+		if rateControl {
+			fmt.Fprintf(w, "control, testpmd again/testpmd packet rate round by round, inflight %d: %v\n", inflight, rate.ControlSpread(inflight))
+		}
 	}
 	si, s, _ := rate.Best(ReflectorStackgap)
 	ti, t, _ := rate.Best(ReflectorTestpmd)
 	fmt.Fprintf(w, "highest median rate: %s %.0f pps (inflight %d), %s %.0f pps (inflight %d); stackgap/testpmd %.2f (target ≥ %.2f: %s)\n",
 		ReflectorStackgap, s, si, ReflectorTestpmd, t, ti,
 		rate.PPSRatio(), TargetReflectorPPSRatio, verdictAtLeast(rate.PPSRatio(), TargetReflectorPPSRatio))
+	if rateControl {
+		ai, a, _ := rate.Best(ReflectorTestpmdAgain)
+		fmt.Fprintf(w, "control: %s %.0f pps (inflight %d); testpmd again/testpmd %.2f (%s) (the same reflector twice: the verdict the target gives noise alone)\n",
+			ReflectorTestpmdAgain, a, ai, rate.ControlPPSRatio(), verdictAtLeast(rate.ControlPPSRatio(), TargetReflectorPPSRatio))
+	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package benchcmp
 
 import (
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -152,6 +153,42 @@ func TestWriteReflectorTable(t *testing.T) {
 	} {
 		if !strings.Contains(squeeze(out.String()), squeeze(want)) {
 			t.Errorf("table lacks %q:\n%s", want, out.String())
+		}
+	}
+	if strings.Contains(out.String(), "again") || strings.Contains(out.String(), "control") {
+		t.Errorf("a comparison without a control printed one:\n%s", out.String())
+	}
+
+	// With the control: testpmd's second runs, judged by the same targets against its first.
+	again := tp
+	again.P50, again.P99 = 4500*time.Nanosecond, 15*time.Microsecond
+	rtt.Control, rtt.Rounds[0].Control = again, again
+	rate.Runs = append(rate.Runs,
+		RateRun{Reflector: ReflectorTestpmdAgain, Round: 1, Inflight: 64, Duration: time.Second, Sent: 234000, Reflected: 234000},
+		RateRun{Reflector: ReflectorTestpmdAgain, Round: 2, Inflight: 64, Duration: time.Second, Reflected: 300000},
+		RateRun{Reflector: ReflectorTestpmdAgain, Round: 3, Inflight: 64, Duration: time.Second, Reflected: 200000})
+	if got := rate.ControlPPSRatio(); math.Abs(got-0.9) > 1e-12 {
+		t.Errorf("control packet-rate ratio %v, want 0.90 (234000/260000)", got)
+	}
+	if got := rate.PPSRatio(); math.Abs(got-270000.0/260000) > 1e-12 {
+		t.Errorf("packet-rate ratio with control runs %v, want stackgap's over testpmd's first runs", got)
+	}
+	out.Reset()
+	if err := WriteReflectorTable(&out, rtt, rate); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"testpmd again 1 110 4.50 6.00 15.00 30.00 1000.00",
+		"ratio again/testpmd all 0.90 1.00 1.25 1.00 1.00",
+		"control, testpmd again/testpmd round trip: p50 0.90 (PASS)",
+		"control round by round: p50 median 0.90 (95 % CI 0.90–0.90, 1 round), p99 median 1.25 (95 % CI 1.25–1.25, 1 round)",
+		"testpmd again 1 64 234000 0 234000 234000 - 0.00 - -",
+		"control, testpmd again/testpmd packet rate round by round, inflight 64: median 0.80 (95 % CI 0.75–0.90, 3 rounds)",
+		"control: testpmd again 234000 pps (inflight 64); testpmd again/testpmd 0.90 (MISS)",
+		"stackgap plain/testpmd round trip: p50 1.20 (target ≤ 1.00: MISS)",
+	} {
+		if !strings.Contains(squeeze(out.String()), squeeze(want)) {
+			t.Errorf("table with control lacks %q:\n%s", want, out.String())
 		}
 	}
 }
