@@ -152,6 +152,9 @@ func BenchmarkStackgapVsSockperf(b *testing.B) {
 	if err := WriteTable(os.Stdout, cs); err != nil {
 		b.Fatal(err)
 	}
+	if err := WritePlacement(os.Stdout, h.placements, h.gate.threshold()); err != nil {
+		b.Fatal(err)
+	}
 	for _, c := range cs {
 		b.ReportMetric(c.P50Ratio(), c.Name()+"-p50-ratio")
 		b.ReportMetric(c.P99Ratio(), c.Name()+"-p99-ratio")
@@ -172,6 +175,9 @@ type harness struct {
 	reflector      netip.AddrPort
 	seconds        int // sockperf -t
 	nextPort       int
+	// gate says which CPU placements are near; placements lists every run's.
+	gate       placementGate
+	placements []Placement
 	// logf prints progress lines; failures are returned as errors.
 	logf func(format string, args ...any)
 }
@@ -185,6 +191,9 @@ func newHarness(b *testing.B) *harness {
 		b.Fatal(err)
 	}
 	h.seconds = max(1, int(math.Round(flagDuration.Seconds())))
+	if err := h.calibratePlacement(); err != nil {
+		b.Fatal(err)
+	}
 
 	// Build the binaries from this tree, so the comparison measures the code under test.
 	build := exec.Command("go", "build", "-o", h.binDir+"/", "./cmd/stackgap", "./cmd/stackgap-reflect")
@@ -238,6 +247,7 @@ func (h *harness) printHeader(w io.Writer) {
 	fmt.Fprintf(w, "placement: sender = sockperf client / stackgap on CPU %d, reflector = sockperf server / stackgap-reflect on CPU %d\n",
 		*flagSenderCPU, *flagReflCPU)
 	fmt.Fprintf(w, "  (whole processes pinned with taskset -c; stackgap also pins its measuring threads with --cpu/--reflector-cpu)\n")
+	h.printPlacementHeader(w)
 	fmt.Fprintf(w, "  (so the Go runtime's monitor thread wakes on each measuring CPU 80 to 100 times a second during spin runs, which sockperf\n")
 	fmt.Fprintf(w, "   has no counterpart of; stackgap gives it a 10 ms timer slack, so it wakes at the scheduler tick and not with a timer\n")
 	fmt.Fprintf(w, "   interrupt of its own; it is most of stackgap's spin p99 gap: README, \"The runtime's monitor is the spin p99 gap\")\n")
@@ -320,6 +330,14 @@ func (h *harness) runSockperf(wait, transport, run string) (*hdrhistogram.Histog
 	port := strconv.Itoa(h.nextPort)
 	h.nextPort++
 	name := fmt.Sprintf("sockperf-%s-%s-%s", transport, wait, run)
+	tool := "sockperf"
+	if strings.HasSuffix(run, "-again") {
+		tool = controlTool
+	}
+	placed, err := h.awaitNear(tool, name)
+	if err != nil {
+		return nil, 0, err
+	}
 
 	serverArgs := append([]string{"server", "-i", h.tb.AddrB4.String(), "-p", port}, transportFlags...)
 	serverArgs = append(serverArgs, waitFlags...)
@@ -336,6 +354,9 @@ func (h *harness) runSockperf(wait, transport, run string) (*hdrhistogram.Histog
 	client := h.pinned(*flagSenderCPU, "sockperf", clientArgs...)
 	out, runErr := h.output(testbed.A, client)
 	stopErr := stop()
+	if err := h.placedAfter(placed); err != nil {
+		return nil, 0, err
+	}
 	if err := os.WriteFile(filepath.Join(h.outDir, name+"-client.log"), out, 0o644); err != nil {
 		return nil, 0, err
 	}
@@ -383,8 +404,16 @@ func (h *harness) runStackgap(mode stackgapMode, wait, transport string, round i
 		"--out", dir, "--quiet")
 	cmd.Args = append(cmd.Args, mode.flags...)
 	cmd.Args = append(cmd.Args, strings.Fields(*flagExtra)...)
-	if out, err := h.output(testbed.A, cmd); err != nil {
-		return nil, fmt.Errorf("stackgap run: %w\n%s", err, out)
+	placed, err := h.awaitNear("stackgap "+mode.name, filepath.Base(dir))
+	if err != nil {
+		return nil, err
+	}
+	out, runErr := h.output(testbed.A, cmd)
+	if err := h.placedAfter(placed); err != nil {
+		return nil, err
+	}
+	if runErr != nil {
+		return nil, fmt.Errorf("stackgap run: %w\n%s", runErr, out)
 	}
 	r, err := results.Load(dir)
 	if err != nil {
@@ -503,4 +532,56 @@ func (h *harness) startAndWaitFor(side testbed.Side, cmd *exec.Cmd, ready, logPa
 		stop()
 		return nil, fmt.Errorf("%s not ready (no line with %q) within 10 s", cmd, ready)
 	}
+}
+
+// calibratePlacement measures the CPU placement of the sender's and the reflector's CPU every
+// placementPoll for placementCalibration, to learn the near round trip before the first run.
+func (h *harness) calibratePlacement() error {
+	for end := time.Now().Add(placementCalibration); time.Now().Before(end); time.Sleep(placementPoll) {
+		rt, err := CacheLineRoundTrip(*flagSenderCPU, *flagReflCPU, placementSample)
+		if err != nil {
+			return err
+		}
+		h.gate.observe(rt)
+	}
+	return nil
+}
+
+func (h *harness) printPlacementHeader(w io.Writer) {
+	fmt.Fprintf(w, "CPU placement: a cache line bounced between CPU %d and CPU %d came back in %v to %v over %d samples in %v; each run starts\n",
+		*flagSenderCPU, *flagReflCPU, h.gate.lowest, h.gate.highest, h.gate.samples, placementCalibration)
+	fmt.Fprintf(w, "  once it takes at most %.1f times the lowest seen (near: the host runs both vCPUs on one L3 cache), waiting at most %v\n",
+		nearFactor, placementMaxWait)
+}
+
+// awaitNear waits, at most placementMaxWait, until the two CPUs are near, and returns the run's
+// placement record, for placedAfter to complete.
+func (h *harness) awaitNear(tool, run string) (Placement, error) {
+	p := Placement{Tool: tool, Run: run}
+	start := time.Now()
+	for {
+		rt, err := CacheLineRoundTrip(*flagSenderCPU, *flagReflCPU, placementSample)
+		if err != nil {
+			return p, err
+		}
+		p.Before, p.NearBefore = rt, h.gate.near(rt)
+		if p.NearBefore || time.Since(start) >= placementMaxWait {
+			p.Waited = time.Since(start)
+			return p, nil
+		}
+		time.Sleep(placementPoll)
+	}
+}
+
+// placedAfter measures the placement right after p's run and keeps p.
+func (h *harness) placedAfter(p Placement) error {
+	rt, err := CacheLineRoundTrip(*flagSenderCPU, *flagReflCPU, placementSample)
+	if err != nil {
+		return err
+	}
+	p.After, p.NearAfter = rt, h.gate.near(rt)
+	h.placements = append(h.placements, p)
+	h.logf("%s: CPUs %d and %d: cache line back in %v before (waited %v), %v after",
+		p.Run, *flagSenderCPU, *flagReflCPU, p.Before, p.Waited.Round(10*time.Millisecond), p.After)
+	return nil
 }

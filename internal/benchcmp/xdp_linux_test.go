@@ -72,6 +72,9 @@ func BenchmarkKernelVsXDP(b *testing.B) {
 	if err := WritePathTable(os.Stdout, cs); err != nil {
 		b.Fatal(err)
 	}
+	if err := WritePlacement(os.Stdout, h.placements, h.gate.threshold()); err != nil {
+		b.Fatal(err)
+	}
 	for _, c := range cs {
 		if c.Err != "" {
 			b.Errorf("%s: %s", c.Name(), c.Err)
@@ -141,6 +144,9 @@ func BenchmarkXDPReflectorVsTestpmd(b *testing.B) {
 	if err := WriteReflectorTable(os.Stdout, rtt, rate); err != nil {
 		b.Fatal(err)
 	}
+	if err := WritePlacement(os.Stdout, h.placements, h.gate.threshold()); err != nil {
+		b.Fatal(err)
+	}
 	_, s, _ := rate.Best(ReflectorStackgap)
 	_, t, _ := rate.Best(ReflectorTestpmd)
 	b.ReportMetric(rtt.Ratio(P50), "reflector-rtt-p50-ratio")
@@ -180,6 +186,7 @@ func (h *harness) printXDPHeader(w io.Writer, what string) {
 		h.tb.NamespaceA, h.tb.IfaceA, h.tb.AddrA4, h.tb.NamespaceB, h.tb.IfaceB, h.tb.AddrB4)
 	fmt.Fprintf(w, "placement: sender on CPU %d, reflector on CPU %d (whole processes under taskset -c, measuring threads pinned too)\n",
 		*flagSenderCPU, *flagReflCPU)
+	h.printPlacementHeader(w)
 	fmt.Fprintf(w, "wait: spin on both hosts; round trips: payload %d bytes, 1 probe in flight, --duration %v per phase, --warmup %d, %d rounds\n",
 		*flagSize, *flagDuration, *flagWarmup, *flagRounds)
 	fmt.Fprintf(w, "  (rtt = sender user send → user receive, on the probes without TX stamps: --stamp-every 2 stamps every 2nd probe)\n")
@@ -199,8 +206,18 @@ func (h *harness) comparePaths(transport string) PathComparison {
 		"--wait", "spin", "--cpu", strconv.Itoa(*flagSenderCPU), "--reflector-cpu", strconv.Itoa(*flagReflCPU),
 		"--out", dir, "--quiet")
 	cmd.Args = append(cmd.Args, strings.Fields(*flagExtra)...)
-	if out, err := h.output(testbed.A, cmd); err != nil {
-		c.Err = fmt.Sprintf("stackgap run: %v: %s", err, lastLines(string(out), 5))
+	placed, err := h.awaitNear("stackgap kernel,xdp", filepath.Base(dir))
+	if err != nil {
+		c.Err = err.Error()
+		return c
+	}
+	out, runErr := h.output(testbed.A, cmd)
+	if err := h.placedAfter(placed); err != nil {
+		c.Err = err.Error()
+		return c
+	}
+	if runErr != nil {
+		c.Err = fmt.Sprintf("stackgap run: %v: %s", runErr, lastLines(string(out), 5))
 		return c
 	}
 	r, err := results.Load(dir)
@@ -262,14 +279,15 @@ func (h *harness) compareReflectors(inflights []int) (ReflectorComparison, RateC
 		var r ReflectorRound
 		runs := [...]struct {
 			name    string // in the names of the run's files
+			tool    string // in the placement table
 			stamped bool
 			all     *hdrhistogram.Histogram
 			stats   *Stats
 		}{
-			runReference: {ReflectorTestpmd, false, allTestpmd, &r.Testpmd},
-			runPlain:     {ReflectorStackgap, false, allStackgap, &r.Stackgap},
-			runStamped:   {ReflectorStackgap + "-stamped", true, allStamped, &r.Stamped},
-			runControl:   {ReflectorTestpmd + "-again", false, allControl, &r.Control},
+			runReference: {ReflectorTestpmd, ReflectorTestpmd, false, allTestpmd, &r.Testpmd},
+			runPlain:     {ReflectorStackgap, ReflectorStackgap + " plain", false, allStackgap, &r.Stackgap},
+			runStamped:   {ReflectorStackgap + "-stamped", ReflectorStackgap + " stamped", true, allStamped, &r.Stamped},
+			runControl:   {ReflectorTestpmd + "-again", ReflectorTestpmdAgain, false, allControl, &r.Control},
 		}
 		for _, i := range roundOrder(round, runsPerRound()) {
 			run := runs[i]
@@ -278,7 +296,7 @@ func (h *harness) compareReflectors(inflights []int) (ReflectorComparison, RateC
 				reflector = ReflectorTestpmd
 			}
 			name := fmt.Sprintf("rtt-%s-%d", run.name, round)
-			res, err := h.runAgainst(reflector, name, *flagSize, 1, false, run.stamped)
+			res, err := h.runAgainst(reflector, run.tool, name, *flagSize, 1, false, run.stamped)
 			if err != nil {
 				return rtt, rate, fmt.Errorf("round %d: %w", round, err)
 			}
@@ -308,7 +326,7 @@ func (h *harness) compareReflectors(inflights []int) (ReflectorComparison, RateC
 					reflector = ReflectorTestpmd
 				}
 				name := fmt.Sprintf("rate-%s-%d-%d", strings.ReplaceAll(label, " ", "-"), inflight, round)
-				res, err := h.runAgainst(reflector, name, rateSize, inflight, true, false)
+				res, err := h.runAgainst(reflector, label+", rate", name, rateSize, inflight, true, false)
 				if err != nil {
 					return rtt, rate, fmt.Errorf("inflight %d: %w", inflight, err)
 				}
@@ -378,8 +396,12 @@ func share(part, whole uint64) string {
 // throughput set, testpmd prints periodic and burst statistics. Without stamped the run is
 // plain (--no-timestamps: no TX stamps on either host, as testpmd takes none); with it, the
 // default --stamp-every 2.
-func (h *harness) runAgainst(reflector, name string, size, inflight int, throughput, stamped bool) (reflectorRun, error) {
+func (h *harness) runAgainst(reflector, tool, name string, size, inflight int, throughput, stamped bool) (reflectorRun, error) {
 	var res reflectorRun
+	placed, err := h.awaitNear(tool, name)
+	if err != nil {
+		return res, err
+	}
 	if prog, err := h.xdpProgram(testbed.B); err != nil {
 		return res, err
 	} else if prog != 0 {
@@ -419,6 +441,11 @@ func (h *harness) runAgainst(reflector, name string, size, inflight int, through
 			return res, errors.Join(err, runErr)
 		}
 		res.testpmd = &stats
+	}
+	if err := h.placedAfter(placed); err != nil {
+		return res, err
+	}
+	if stopTestpmd != nil {
 		if waited := settlePageReporting(time.Now()); waited > 0 {
 			h.logf("%s: waited %v for free page reporting after testpmd exited", name, waited.Round(100*time.Millisecond))
 		}
