@@ -247,10 +247,10 @@ func (h *harness) printHeader(w io.Writer) {
 	fmt.Fprintf(w, "placement: sender = sockperf client / stackgap on CPU %d, reflector = sockperf server / stackgap-reflect on CPU %d\n",
 		*flagSenderCPU, *flagReflCPU)
 	fmt.Fprintf(w, "  (whole processes pinned with taskset -c; stackgap also pins its measuring threads with --cpu/--reflector-cpu)\n")
-	h.printPlacementHeader(w)
 	fmt.Fprintf(w, "  (so the Go runtime's monitor thread wakes on each measuring CPU 80 to 100 times a second during spin runs, which sockperf\n")
 	fmt.Fprintf(w, "   has no counterpart of; stackgap gives it a 10 ms timer slack, so it wakes at the scheduler tick and not with a timer\n")
-	fmt.Fprintf(w, "   interrupt of its own; it is most of stackgap's spin p99 gap: README, \"The runtime's monitor is the spin p99 gap\")\n")
+	fmt.Fprintf(w, "   interrupt of its own; it is most of stackgap's spin p99 gap: BENCHMARKS.md, \"The runtime's monitor is the spin p99 gap\")\n")
+	h.printPlacementHeader(w)
 	fmt.Fprintf(w, "wait: block = sockperf default (blocking recvfrom) vs stackgap --wait block (blocking recvmsg);\n")
 	fmt.Fprintf(w, "      spin  = sockperf --nonblocked (recvfrom loop on EAGAIN) vs stackgap --wait spin (recvmsg MSG_DONTWAIT loop); both ends alike\n")
 	fmt.Fprintf(w, "payload: %d bytes (sockperf -m / stackgap --size: UDP payload, TCP message); sockperf -t %d s, stackgap --duration = sockperf's measured window, --warmup %d\n",

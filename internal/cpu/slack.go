@@ -13,7 +13,7 @@ package cpu
 // (every 1 to 10 ms, CONFIG_HZ 1000 to 100): the monitor then wakes with the
 // tick instead of on its own (measured on a 2-vCPU VM, HZ 250: 252 to 271
 // timer interrupts a second on each host's CPU instead of 348 to 369, and a
-// UDP spin round trip's pooled p99 3 to 9 % lower; README, Benchmarks). It
+// UDP spin round trip's pooled p99 3 to 9 % lower; BENCHMARKS.md). It
 // still wakes, so TCP spin, where its switches matter more, gained nothing
 // measurable. The measuring threads keep the slack they had. Timers of the
 // other threads (the runtime's, and time.Sleep or deadlines in goroutines)
