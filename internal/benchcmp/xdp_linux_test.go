@@ -278,25 +278,22 @@ func (h *harness) compareReflectors(inflights []int) (ReflectorComparison, RateC
 	for round := 1; round <= *flagRounds; round++ {
 		var r ReflectorRound
 		runs := [...]struct {
-			name    string // in the names of the run's files
-			tool    string // in the placement table
-			stamped bool
-			all     *hdrhistogram.Histogram
-			stats   *Stats
+			reflector string
+			name      string // in the names of the run's files
+			tool      string // in the placement table
+			stamped   bool
+			all       *hdrhistogram.Histogram
+			stats     *Stats
 		}{
-			runReference: {ReflectorTestpmd, ReflectorTestpmd, false, allTestpmd, &r.Testpmd},
-			runPlain:     {ReflectorStackgap, ReflectorStackgap + " plain", false, allStackgap, &r.Stackgap},
-			runStamped:   {ReflectorStackgap + "-stamped", ReflectorStackgap + " stamped", true, allStamped, &r.Stamped},
-			runControl:   {ReflectorTestpmd + "-again", ReflectorTestpmdAgain, false, allControl, &r.Control},
+			runReference: {ReflectorTestpmd, ReflectorTestpmd, ReflectorTestpmd, false, allTestpmd, &r.Testpmd},
+			runPlain:     {ReflectorStackgap, ReflectorStackgap, ReflectorStackgap + " plain", false, allStackgap, &r.Stackgap},
+			runStamped:   {ReflectorStackgap, ReflectorStackgap + "-stamped", ReflectorStackgap + " stamped", true, allStamped, &r.Stamped},
+			runControl:   {ReflectorTestpmd, ReflectorTestpmd + "-again", ReflectorTestpmdAgain, false, allControl, &r.Control},
 		}
 		for _, i := range roundOrder(round, runsPerRound()) {
 			run := runs[i]
-			reflector := ReflectorStackgap
-			if i == runReference || i == runControl {
-				reflector = ReflectorTestpmd
-			}
 			name := fmt.Sprintf("rtt-%s-%d", run.name, round)
-			res, err := h.runAgainst(reflector, run.tool, name, *flagSize, 1, false, run.stamped)
+			res, err := h.runAgainst(run.reflector, run.tool, name, *flagSize, 1, false, run.stamped)
 			if err != nil {
 				return rtt, rate, fmt.Errorf("round %d: %w", round, err)
 			}
