@@ -238,24 +238,23 @@ func (c RateComparison) Best(reflector string) (inflight int, pps float64, ok bo
 
 // PPSRatio is stackgap-reflect's highest median packet rate divided by testpmd's (0 without
 // data).
-func (c RateComparison) PPSRatio() float64 {
-	_, s, okS := c.Best(ReflectorStackgap)
-	_, t, okT := c.Best(ReflectorTestpmd)
-	if !okS || !okT || t <= 0 {
-		return 0
-	}
-	return s / t
-}
+func (c RateComparison) PPSRatio() float64 { return c.bestRatio(ReflectorStackgap, ReflectorTestpmd) }
 
 // ControlPPSRatio is the highest median packet rate of testpmd's second runs divided by that
 // of its first runs: testpmd against itself (0 without the control).
 func (c RateComparison) ControlPPSRatio() float64 {
-	_, again, okA := c.Best(ReflectorTestpmdAgain)
-	_, t, okT := c.Best(ReflectorTestpmd)
-	if !okA || !okT || t <= 0 {
+	return c.bestRatio(ReflectorTestpmdAgain, ReflectorTestpmd)
+}
+
+// bestRatio is reflector num's highest median packet rate divided by reflector den's (0 when
+// either has no runs or den reflected nothing).
+func (c RateComparison) bestRatio(num, den string) float64 {
+	_, n, okN := c.Best(num)
+	_, d, okD := c.Best(den)
+	if !okN || !okD || d <= 0 {
 		return 0
 	}
-	return again / t
+	return n / d
 }
 
 // Pass tells whether the packet-rate ratio meets TargetReflectorPPSRatio.
