@@ -291,9 +291,9 @@ func (h *harness) compare(wait, transport string) (Comparison, error) {
 			var err error
 			switch run {
 			case runReference:
-				sp, window, err = h.runSockperf(wait, transport, fmt.Sprint(round))
+				sp, window, err = h.runSockperf("sockperf", wait, transport, fmt.Sprint(round))
 			case runControl:
-				control, _, err = h.runSockperf(wait, transport, fmt.Sprintf("%d-again", round))
+				control, _, err = h.runSockperf(controlTool, wait, transport, fmt.Sprintf("%d-again", round))
 			case runPlain:
 				plain, err = h.runStackgap(plainMode, wait, transport, round, window)
 			case runStamped:
@@ -322,18 +322,14 @@ func (h *harness) compare(wait, transport string) (Comparison, error) {
 }
 
 // runSockperf runs one sockperf server in B and one ping-pong client in A and returns the
-// round trips of the client's measured window and that window's length. run names the run in
-// the names of its files ("3", "3-again").
-func (h *harness) runSockperf(wait, transport, run string) (*hdrhistogram.Histogram, time.Duration, error) {
+// round trips of the client's measured window and that window's length. tool names the run in
+// the placement table ("sockperf", controlTool), run in the names of its files ("3", "3-again").
+func (h *harness) runSockperf(tool, wait, transport, run string) (*hdrhistogram.Histogram, time.Duration, error) {
 	waitFlags, _ := sockperfWaitFlags(wait)
 	transportFlags, _ := sockperfTransportFlags(transport)
 	port := strconv.Itoa(h.nextPort)
 	h.nextPort++
 	name := fmt.Sprintf("sockperf-%s-%s-%s", transport, wait, run)
-	tool := "sockperf"
-	if strings.HasSuffix(run, "-again") {
-		tool = controlTool
-	}
 	placed, err := h.awaitNear(tool, name)
 	if err != nil {
 		return nil, 0, err

@@ -316,8 +316,8 @@ func (h *harness) compareReflectors(inflights []int) (ReflectorComparison, RateC
 	}
 	for round := 1; round <= *flagRounds; round++ {
 		for _, inflight := range inflights {
-			for i := range rateRuns {
-				label := rateRuns[(i+round-1)%len(rateRuns)]
+			for _, i := range roundOrder(round, len(rateRuns)) {
+				label := rateRuns[i]
 				reflector := label
 				if label == ReflectorTestpmdAgain {
 					reflector = ReflectorTestpmd
