@@ -14,6 +14,7 @@ import (
 
 	"github.com/stackgap/stackgap/internal/clock"
 	"github.com/stackgap/stackgap/internal/cpu"
+	"github.com/stackgap/stackgap/internal/nogc"
 	"github.com/stackgap/stackgap/results"
 )
 
@@ -348,8 +349,16 @@ func (s *reflectSession) run() *ReflectorReport {
 	defer conn.Close()
 	rl := newReflectLoop(s.p, s.r.o.IdleTimeout, time.Now())
 	rl.yielder = cpu.NewYielder(0)
+	release := nogc.Hold()
+	cycles := nogc.Cycles()
 	rl.loop(conn, s)
+	gcCycles := nogc.Cycles() - cycles
+	release()
 	rl.finish(conn, rep)
+	if gcCycles > 0 {
+		// Process-wide: a cycle during a concurrent session counts here too.
+		rep.Counters["gc_cycles"] = gcCycles
+	}
 	return rep
 }
 

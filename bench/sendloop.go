@@ -8,6 +8,7 @@ import (
 
 	"github.com/stackgap/stackgap/internal/clock"
 	"github.com/stackgap/stackgap/internal/cpu"
+	"github.com/stackgap/stackgap/internal/nogc"
 	"github.com/stackgap/stackgap/results"
 )
 
@@ -134,7 +135,13 @@ func (l *sendLoop) runOnThread(path Path, spec DialSpec, cpuID int, stop *atomic
 	l.useStamps(declaredStamps(conn, spec.Timestamping))
 	l.stamper, _ = conn.(SelectiveStamper)
 	l.batch, _ = conn.(BatchConn)
+	release := nogc.Hold()
+	cycles := nogc.Cycles()
 	err = l.loop(conn, stop)
+	if n := nogc.Cycles() - cycles; n > 0 {
+		l.extra["gc_cycles"] += n
+	}
+	release()
 	if moves := l.yielder.Moves(); moves > 0 {
 		l.extra["thread_moves"] += moves
 	}

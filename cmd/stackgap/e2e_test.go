@@ -292,6 +292,28 @@ func TestPlainRoundTrips(t *testing.T) {
 	}
 }
 
+// TestNoCollectionDuringPhase: neither host's garbage collector runs while a
+// phase measures. Rotating interval histograms every second allocates enough
+// that, without nogc.Hold, both processes collect within a 3-s phase.
+func TestNoCollectionDuringPhase(t *testing.T) {
+	tb := newTestbed(t)
+	startReflector(t, tb)
+	out := filepath.Join(t.TempDir(), "run")
+	mustRun(t, tb, "run", "--peer", tb.AddrB4.String(), "--transport", "udp", "--duration", "3s", "--out", out)
+	r := mustLoad(t, out)
+	if len(r.Phases) != 1 {
+		t.Fatalf("%d phases, want 1", len(r.Phases))
+	}
+	c := r.Phases[0].Counters
+	if c.Received == 0 {
+		t.Fatalf("counters %+v: nothing measured", c)
+	}
+	if c.Other["gc_cycles"] != 0 || c.Reflector["gc_cycles"] != 0 {
+		t.Errorf("%d garbage collections on the sender and %d on the reflector during the phase, want none",
+			c.Other["gc_cycles"], c.Reflector["gc_cycles"])
+	}
+}
+
 // expectedCount is how many of count measured probes a histogram holds with
 // the default sampling (every 2nd probe stamped): TX segments and the
 // stamped round trip have the stamped half, the plain round trip the other

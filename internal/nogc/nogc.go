@@ -1,0 +1,92 @@
+// Package nogc keeps Go's garbage collector from running while a
+// measurement is in progress.
+//
+// A measuring loop owns its CPU: in a benchmark each process is confined to
+// one CPU (taskset) and the loop spins on it. A collection cycle needs that
+// CPU too: its stop-the-world phases preempt the loop, and its mark work
+// runs on the loop's P. Rotating a second's interval histograms allocates a
+// few hundred kilobytes each (hdrhistogram-go copies the whole counts array
+// to export it), and with the small heaps of these processes that started a
+// cycle about once a second in every phase, on both hosts. The C tools we
+// compare against have no collector, so for the length of a measurement
+// neither do we: Hold turns it off, and a memory limit (Headroom above what
+// the process used when the first Hold began) remains as the backstop that
+// lets it run if a long measurement allocates that much.
+package nogc
+
+import (
+	"runtime/debug"
+	"runtime/metrics"
+	"sync"
+)
+
+// Headroom is how much more memory the process may use while collection is
+// held off before the collector runs anyway. A phase allocates about 250 KB
+// per histogram per second it rotates, so a sender with a dozen histograms
+// reaches it after several minutes.
+const Headroom = 256 << 20
+
+// The collector's settings are process-global, and so is this count: the
+// reflector runs sessions side by side, and collection resumes when the last
+// one ends.
+var held struct {
+	mu      sync.Mutex
+	holds   int
+	percent int   // GOGC before the first Hold
+	limit   int64 // memory limit before the first Hold
+}
+
+// Hold turns garbage collection off until every Hold has been released; the
+// first Hold waits for a collection cycle in progress to finish, so call it
+// before measuring, not per probe. Collection still runs if the process
+// grows by Headroom (or reaches a lower memory limit it already had).
+// release restores the settings of before the first Hold; calling it more
+// than once has no further effect.
+func Hold() (release func()) {
+	held.mu.Lock()
+	if held.holds == 0 {
+		held.percent = debug.SetGCPercent(-1)
+		held.limit = debug.SetMemoryLimit(-1)
+		debug.SetMemoryLimit(min(held.limit, inUse()+Headroom))
+	}
+	held.holds++
+	held.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			held.mu.Lock()
+			held.holds--
+			if held.holds == 0 {
+				debug.SetMemoryLimit(held.limit)
+				debug.SetGCPercent(held.percent)
+			}
+			held.mu.Unlock()
+		})
+	}
+}
+
+// inUse is the memory the runtime counts against its memory limit: all it
+// has mapped less the heap it has returned to the operating system.
+func inUse() int64 {
+	s := []metrics.Sample{
+		{Name: "/memory/classes/total:bytes"},
+		{Name: "/memory/classes/heap/released:bytes"},
+	}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindUint64 || s[1].Value.Kind() != metrics.KindUint64 {
+		return 0 // not reported by this runtime: the limit becomes Headroom
+	}
+	return int64(s[0].Value.Uint64() - s[1].Value.Uint64())
+}
+
+// Cycles is the number of garbage collection cycles the process has
+// completed. Its difference across a measurement says whether the collector
+// ran during it after all (Headroom reached).
+func Cycles() uint64 {
+	s := []metrics.Sample{{Name: "/gc/cycles/total:gc-cycles"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindUint64 {
+		return 0
+	}
+	return s[0].Value.Uint64()
+}
