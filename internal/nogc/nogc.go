@@ -21,9 +21,10 @@ import (
 )
 
 // Headroom is how much more memory the process may use while collection is
-// held off before the collector runs anyway. A phase allocates about 250 KB
-// per histogram per second it rotates, so a sender with a dozen histograms
-// reaches it after several minutes.
+// held off before the collector runs anyway. A phase allocates about 220 KB
+// per histogram per second it rotates, so a stamped sender phase (six
+// histograms) reaches it after about three minutes, and a longer phase
+// collects about that often.
 const Headroom = 256 << 20
 
 // The collector's settings are process-global, and so is this count: the
