@@ -263,6 +263,8 @@ func counterMap(c pathCounters, s Stats, st SteerStats, steerOK bool) map[string
 		add("steer_not_probe", st.NotProbe)
 		add("steer_meta_failed", st.MetaFailed)
 		add("steer_dropped", st.Dropped)
+		add("steer_prog_runs", st.Runs)
+		add("steer_prog_run_ns", uint64(st.RunTime))
 	}
 	return m
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/stackgap/stackgap/bench"
 )
@@ -137,9 +138,9 @@ func TestTCPMSS(t *testing.T) {
 
 func TestCounterMap(t *testing.T) {
 	got := counterMap(pathCounters{RxProbes: 3, TxFrames: 3, RxBadChecksum: 1},
-		Stats{RxRingFull: 2, Polls: 5}, SteerStats{Redirected: 3, Passed: 9}, true)
+		Stats{RxRingFull: 2, Polls: 5}, SteerStats{Redirected: 3, Passed: 9, Runs: 12, RunTime: 900 * time.Nanosecond}, true)
 	want := map[string]uint64{"rx_probes": 3, "tx_frames": 3, "rx_bad_checksum": 1, "xsk_rx_ring_full": 2,
-		"xsk_polls": 5, "steer_redirected": 3, "steer_passed": 9}
+		"xsk_polls": 5, "steer_redirected": 3, "steer_passed": 9, "steer_prog_runs": 12, "steer_prog_run_ns": 900}
 	if !maps.Equal(got, want) {
 		t.Errorf("counterMap = %v, want %v", got, want)
 	}

@@ -125,6 +125,14 @@ type SteerStats struct {
 	// Dropped live probe-flow frames got XDP_DROP on purpose: the share
 	// Steering.SetDropPercent asked for, to emulate loss.
 	Dropped uint64
+	// Runs and RunTime are the kernel's run-time statistics of the program:
+	// how many frames it ran for and the time it took, RunTime/Runs its mean
+	// cost per frame at the XDP hook. The kernel keeps them only while they
+	// are enabled (sysctl kernel.bpf_stats_enabled=1, or BPF_ENABLE_STATS),
+	// which costs two clock reads per run, so stackgap never enables them
+	// itself; otherwise they stay 0.
+	Runs    uint64
+	RunTime time.Duration
 }
 
 // validDropPercent checks a drop share for SetDropPercent.

@@ -356,6 +356,9 @@ func (s *Steering) Stats() (SteerStats, error) {
 		sum.MetaFailed += c.MetaFailed
 		sum.Dropped += c.Dropped
 	}
+	if ps, err := s.program.Stats(); err == nil {
+		sum.Runs, sum.RunTime = ps.RunCount, ps.Runtime
+	}
 	return sum, nil
 }
 

@@ -354,6 +354,44 @@ func TestSteeringFlowWithoutMetadata(t *testing.T) {
 	}
 }
 
+// TestSteeringRunTime: while the kernel keeps BPF run-time statistics, Stats
+// reports how many frames the program ran for and the time it took.
+func TestSteeringRunTime(t *testing.T) {
+	tb := newSteerBed(t)
+	const probePort, n = 4210, 20
+	s, xsk := attachSteeringWithXSK(t, tb)
+	if err := s.AddFlow(Flow{Proto: syscall.IPPROTO_UDP, DstPort: probePort}, FlowOptions{NoMetadata: true}); err != nil {
+		t.Fatal(err)
+	}
+	var peer int
+	bedtest.In(t, tb, nsbed.B, func() { peer = steerUDPSocket(t, false, 0) })
+	stats, err := ebpf.EnableStats(unix.BPF_STATS_RUN_TIME)
+	if err != nil {
+		t.Fatalf("enable BPF run-time statistics (kernel 5.8 and later): %v", err)
+	}
+	defer stats.Close()
+	before, err := s.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for seq := range uint64(n) {
+		if err := unix.Sendto(peer, steerProbe(seq), 0, steerSockaddr(tb.AddrA4, probePort)); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, ok := xsk.receive(2 * time.Second); !ok {
+			t.Fatalf("probe %d did not reach the AF_XDP socket", seq)
+		}
+	}
+	after, err := s.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if runs := after.Runs - before.Runs; runs < n || after.RunTime <= before.RunTime {
+		t.Errorf("program ran %d times for %v over %d probes, want at least %d runs and some time",
+			runs, after.RunTime-before.RunTime, n, n)
+	}
+}
+
 func TestAttachSteeringFallbackAndErrors(t *testing.T) {
 	tb := newSteerBed(t)
 	lo, err := netlink.LinkByName("lo")
