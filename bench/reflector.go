@@ -350,10 +350,8 @@ func (s *reflectSession) run() *ReflectorReport {
 	rl := newReflectLoop(s.p, s.r.o.IdleTimeout, time.Now())
 	rl.yielder = cpu.NewYielder(0)
 	release := nogc.Hold()
-	cycles := nogc.Cycles()
 	rl.loop(conn, s)
-	gcCycles := nogc.Cycles() - cycles
-	release()
+	gcCycles := release()
 	rl.finish(conn, rep)
 	if gcCycles > 0 {
 		// Process-wide: a cycle during a concurrent session counts here too.

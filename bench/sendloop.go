@@ -136,12 +136,10 @@ func (l *sendLoop) runOnThread(path Path, spec DialSpec, cpuID int, stop *atomic
 	l.stamper, _ = conn.(SelectiveStamper)
 	l.batch, _ = conn.(BatchConn)
 	release := nogc.Hold()
-	cycles := nogc.Cycles()
 	err = l.loop(conn, stop)
-	if n := nogc.Cycles() - cycles; n > 0 {
+	if n := release(); n > 0 {
 		l.extra["gc_cycles"] += n
 	}
-	release()
 	if moves := l.yielder.Moves(); moves > 0 {
 		l.extra["thread_moves"] += moves
 	}

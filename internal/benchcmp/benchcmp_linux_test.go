@@ -112,8 +112,8 @@ var (
 // plain ratios, which the targets judge, as metrics "<transport>-<wait>-p50-ratio" and
 // "…-p99-ratio", the stamped ones as "<transport>-<wait>-stamped-p50-ratio" and
 // "…-stamped-p99-ratio", and with -control (the default) sockperf's second run of each round
-// over its first as "<transport>-<wait>-control-p50-ratio" and "…-control-p99-ratio". b.N is ignored: one iteration is the whole comparison (use
-// -benchtime 1x).
+// over its first as "<transport>-<wait>-control-p50-ratio" and "…-control-p99-ratio". b.N is
+// ignored: one iteration is the whole comparison (use -benchtime 1x).
 func BenchmarkStackgapVsSockperf(b *testing.B) {
 	testutil.RequireRoot(b)
 	testutil.RequireTool(b, "sockperf")

@@ -41,9 +41,12 @@ var held struct {
 // first Hold waits for a collection cycle in progress to finish, so call it
 // before measuring, not per probe. Collection still runs if the process
 // grows by Headroom (or reaches a lower memory limit it already had).
-// release restores the settings of before the first Hold; calling it more
-// than once has no further effect.
-func Hold() (release func()) {
+// release restores the settings of before the first Hold and returns how
+// many collection cycles the process completed since this Hold began: more
+// than 0 when Headroom was reached (or, process-wide, another Hold's
+// measurement reached it). Calling it more than once has no further effect
+// and returns 0.
+func Hold() (release func() (cycles uint64)) {
 	held.mu.Lock()
 	if held.holds == 0 {
 		held.percent = debug.SetGCPercent(-1)
@@ -52,9 +55,11 @@ func Hold() (release func()) {
 	}
 	held.holds++
 	held.mu.Unlock()
+	start := completedCycles()
 	var once sync.Once
-	return func() {
+	return func() (cycles uint64) {
 		once.Do(func() {
+			cycles = completedCycles() - start
 			held.mu.Lock()
 			held.holds--
 			if held.holds == 0 {
@@ -63,6 +68,7 @@ func Hold() (release func()) {
 			}
 			held.mu.Unlock()
 		})
+		return cycles
 	}
 }
 
@@ -80,10 +86,9 @@ func inUse() int64 {
 	return int64(s[0].Value.Uint64() - s[1].Value.Uint64())
 }
 
-// Cycles is the number of garbage collection cycles the process has
-// completed. Its difference across a measurement says whether the collector
-// ran during it after all (Headroom reached).
-func Cycles() uint64 {
+// completedCycles is the number of garbage collection cycles the process has
+// completed.
+func completedCycles() uint64 {
 	s := []metrics.Sample{{Name: "/gc/cycles/total:gc-cycles"}}
 	metrics.Read(s)
 	if s[0].Value.Kind() != metrics.KindUint64 {
