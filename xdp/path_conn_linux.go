@@ -616,9 +616,10 @@ const burstSize = 32
 // in larger groups, which both CPUs pay for per kick and per group; with
 // nothing more waiting the burst leaves at once. Frames that are not UDP to the
 // session's address and port, and probes reply declines, go back to the
-// FILL ring. A request whose UDP checksum does not verify is counted and
-// answered with a valid one (a kernel sender on the same host leaves it to
-// an offload that never runs), as Recv does. Frames of earlier bursts whose
+// FILL ring. A request whose UDP checksum was left to an offload that never
+// runs (a kernel sender on the same host) is counted and answered with a
+// valid one, as Recv does; unlike Recv, ReflectBurst does not verify the
+// others (see frame.UDPView.ChecksumLeftToOffload). Frames of earlier bursts whose
 // transmission completed go back to the FILL ring first, in batches of
 // fillBatch: the FILL ring's cache lines move to the kernel's CPU once per
 // batch, not once per probe.
@@ -684,7 +685,14 @@ func (c *udpConn) ReflectBurst(deadline time.Time, reply func(probe []byte, rxUs
 			ok = false
 		}
 		if ok {
-			if !v.ChecksumValid(v.PayloadSum()) {
+			// Only the checksum a kernel sender leaves to an offload is
+			// looked for: verifying every request's would read its
+			// payload's last cache line before the reply is written into
+			// it, one more transfer from the CPU that received the frame.
+			// The payload is summed only when the field holds the offload's
+			// value, which a complete checksum does once in 65536. The
+			// reply's checksum is computed whole (Reflect) either way.
+			if v.ChecksumLeftToOffload() && !v.ChecksumValid(v.PayloadSum()) {
 				s.counters.RxBadChecksum++
 			}
 			s.counters.RxProbes++

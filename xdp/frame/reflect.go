@@ -18,6 +18,8 @@ type UDPView struct {
 	// header without its checksum field. Swapping the addresses and ports
 	// does not change it, so the reply's checksum is this plus its payload.
 	headerSum uint64
+	// pseudoSum is the running sum of the pseudo-header alone.
+	pseudoSum uint64
 }
 
 // ViewUDP locates an Ethernet frame carrying UDP over IPv4 (any header
@@ -74,6 +76,7 @@ func ViewUDP(frame []byte) (v UDPView, ok bool) {
 		return UDPView{}, false
 	}
 	v.end = v.l4 + udpLen
+	v.pseudoSum = v.headerSum
 	v.headerSum = checksum(frame[v.l4:v.l4+6], v.headerSum)
 	return v, true
 }
@@ -140,6 +143,18 @@ func (v *UDPView) ChecksumValid(payloadSum uint64) bool {
 		return !v.v6
 	}
 	return fold(v.headerSum+uint64(stored)+payloadSum) == 0
+}
+
+// ChecksumLeftToOffload reports whether the UDP checksum field holds what a
+// sender leaves for a checksum offload to complete (the kernel's
+// CHECKSUM_PARTIAL: the folded sum of the pseudo-header alone). A kernel
+// sender on the same host leaves it so over veth, where no offload runs. It
+// reads the headers only: unlike ChecksumValid, it does not sum the
+// payload, whose cache lines the CPU that received the frame last wrote. A
+// complete checksum holds the same value once in 65536 frames, which
+// ChecksumValid tells apart; a corrupt one goes unnoticed.
+func (v *UDPView) ChecksumLeftToOffload() bool {
+	return get16(v.frame[v.l4+6:]) == ^fold(v.pseudoSum)
 }
 
 // Reflect turns the frame into its reply where it lies: MAC addresses, IP

@@ -30,29 +30,65 @@ func withIPv4Options(frame []byte) []byte {
 	return out
 }
 
+// leftToOffload puts in the UDP checksum field of f, a frame of
+// buildTestUDP with a payload of payloadLen bytes, what a kernel sender
+// leaves for an offload: the folded sum of the pseudo-header alone.
+func leftToOffload(f []byte, v6 bool, payloadLen int) []byte {
+	h := testHeader(v6)
+	l4 := EthernetHeaderLen + IPv4HeaderLen
+	if v6 {
+		l4 = EthernetHeaderLen + IPv6HeaderLen
+	}
+	udpLen := UDPHeaderLen + payloadLen
+	put16(f[l4+6:], refSum(refPseudoHeader(h.Src, h.Dst, ProtocolUDP, udpLen)))
+	return f
+}
+
+// offloadLookalike builds an IPv4 frame of buildTestUDP whose complete,
+// valid UDP checksum equals the value a sender leaves to an offload: the
+// payload's bytes 4 and 5 are tried until it does.
+func offloadLookalike(t *testing.T, payload []byte) []byte {
+	h := testHeader(false)
+	p := append([]byte(nil), payload...)
+	partial := refSum(refPseudoHeader(h.Src, h.Dst, ProtocolUDP, UDPHeaderLen+len(p)))
+	for w := range 1 << 16 {
+		put16(p[4:], uint16(w))
+		f := buildTestUDP(t, false, p)
+		if get16(f[EthernetHeaderLen+IPv4HeaderLen+6:]) == partial {
+			return f
+		}
+	}
+	t.Fatal("no payload gives a checksum equal to the offload's value")
+	return nil
+}
+
 func TestUDPViewReflect(t *testing.T) {
 	payload := []byte("\x53\x47\x01\x00 a probe payload of odd length")
 	cases := []struct {
-		name  string
-		v6    bool
-		build func([]byte) []byte
+		name    string
+		v6      bool
+		build   func([]byte) []byte
+		offload bool // the checksum is left to an offload
 	}{
-		{"ipv4", false, nil},
-		{"ipv6", true, nil},
-		{"ipv4 vlan", false, func(f []byte) []byte { return vlanTagged(f, 0x2007) }},
-		{"ipv6 vlan", true, func(f []byte) []byte { return vlanTagged(f, 7) }},
-		{"ipv4 options", false, withIPv4Options},
+		{"ipv4", false, nil, false},
+		{"ipv6", true, nil, false},
+		{"ipv4 vlan", false, func(f []byte) []byte { return vlanTagged(f, 0x2007) }, false},
+		{"ipv6 vlan", true, func(f []byte) []byte { return vlanTagged(f, 7) }, false},
+		{"ipv4 options", false, withIPv4Options, false},
 		{"ipv4 ttl 63", false, func(f []byte) []byte {
 			ip := f[EthernetHeaderLen:]
 			ip[8]--
 			put16(ip[10:], 0)
 			put16(ip[10:], fold(checksum(ip[:IPv4HeaderLen], 0)))
 			return f
-		}},
-		{"ipv4 padded", false, func(f []byte) []byte { return append(f, 0, 0, 0, 0) }},
-		{"ipv4 bad udp checksum", false, func(f []byte) []byte { f[EthernetHeaderLen+IPv4HeaderLen+6] ^= 0xff; return f }},
-		{"ipv6 bad udp checksum", true, func(f []byte) []byte { f[EthernetHeaderLen+IPv6HeaderLen+6] ^= 0xff; return f }},
-		{"ipv4 no udp checksum", false, func(f []byte) []byte { put16(f[EthernetHeaderLen+IPv4HeaderLen+6:], 0); return f }},
+		}, false},
+		{"ipv4 padded", false, func(f []byte) []byte { return append(f, 0, 0, 0, 0) }, false},
+		{"ipv4 bad udp checksum", false, func(f []byte) []byte { f[EthernetHeaderLen+IPv4HeaderLen+6] ^= 0xff; return f }, false},
+		{"ipv6 bad udp checksum", true, func(f []byte) []byte { f[EthernetHeaderLen+IPv6HeaderLen+6] ^= 0xff; return f }, false},
+		{"ipv4 no udp checksum", false, func(f []byte) []byte { put16(f[EthernetHeaderLen+IPv4HeaderLen+6:], 0); return f }, false},
+		{"ipv4 checksum left to offload", false, func(f []byte) []byte { return leftToOffload(f, false, len(payload)) }, true},
+		{"ipv6 checksum left to offload", true, func(f []byte) []byte { return leftToOffload(f, true, len(payload)) }, true},
+		{"ipv4 complete checksum equal to the offload's value", false, func([]byte) []byte { return offloadLookalike(t, payload) }, true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -76,6 +112,9 @@ func TestUDPViewReflect(t *testing.T) {
 			if got, wantValid := v.ChecksumValid(v.PayloadSum()), verr == nil; got != wantValid {
 				t.Errorf("ChecksumValid = %v, Parse says valid = %v (%v)", got, wantValid, verr)
 			}
+			if got := v.ChecksumLeftToOffload(); got != tc.offload {
+				t.Errorf("ChecksumLeftToOffload = %v, want %v", got, tc.offload)
+			}
 			if !v.IsTo(want.Dst, want.DstPort) || v.IsTo(want.Src, want.DstPort) || v.IsTo(want.Dst, want.DstPort+1) {
 				t.Error("IsTo does not match exactly the frame's destination")
 			}
@@ -83,11 +122,11 @@ func TestUDPViewReflect(t *testing.T) {
 			if !bytes.Equal(mac[:], want.SrcMAC) || src != want.Src || port != want.SrcPort {
 				t.Errorf("Source = %x %v %d, want %v %v %d", mac, src, port, want.SrcMAC, want.Src, want.SrcPort)
 			}
-			if !bytes.Equal(v.Payload(), payload) {
+			if !bytes.Equal(v.Payload(), want.Payload) {
 				t.Fatalf("Payload = %q", v.Payload())
 			}
 			v.Payload()[3] |= 1 // what a reflector marks
-			v.Payload()[len(payload)-1] = 'X'
+			v.Payload()[len(want.Payload)-1] = 'X'
 			v.Reflect()
 
 			if len(frame) != len(req) {
@@ -97,9 +136,9 @@ func TestUDPViewReflect(t *testing.T) {
 			if err != nil {
 				t.Fatalf("reply does not verify: %v", err)
 			}
-			wantPayload := append([]byte(nil), payload...)
+			wantPayload := append([]byte(nil), want.Payload...)
 			wantPayload[3] |= 1
-			wantPayload[len(payload)-1] = 'X'
+			wantPayload[len(wantPayload)-1] = 'X'
 			switch {
 			case !bytes.Equal(got.SrcMAC, want.DstMAC) || !bytes.Equal(got.DstMAC, want.SrcMAC):
 				t.Errorf("reply MACs %v → %v, want %v → %v", got.SrcMAC, got.DstMAC, want.DstMAC, want.SrcMAC)
