@@ -190,7 +190,7 @@ type pathCounters struct {
 	RxProbes         uint64 // probes returned by Recv
 	RxBadFrames      uint64 // frames that do not parse (truncated, malformed, bad IPv4 header checksum)
 	RxForeignFrames  uint64 // frames that parse but are not of the session's protocol, address and port
-	RxBadChecksum    uint64 // probes whose UDP checksum does not verify (accepted: see Recv); ReflectBurst counts only those left to an offload
+	RxBadChecksum    uint64 // probes whose UDP checksum does not verify (accepted: see Recv; ReflectBurst: only those left to an offload)
 	RxMissingMeta    uint64 // frames without valid steering metadata (no XDP hook stamp)
 	RxHardwareStamps uint64 // frames with a NIC RX stamp, converted to CLOCK_REALTIME
 	// RxHardwareUnconverted and TxHardwareUnconverted count NIC stamps left
