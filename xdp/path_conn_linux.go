@@ -619,10 +619,10 @@ const burstSize = 32
 // FILL ring. A request whose UDP checksum was left to an offload that never
 // runs (a kernel sender on the same host) is counted and answered with a
 // valid one, as Recv does; unlike Recv, ReflectBurst does not verify the
-// others (see frame.UDPView.ChecksumLeftToOffload). Frames of earlier bursts whose
-// transmission completed go back to the FILL ring first, in batches of
-// fillBatch: the FILL ring's cache lines move to the kernel's CPU once per
-// batch, not once per probe.
+// others (see frame.UDPView.ChecksumLeftToOffload). Frames of earlier
+// bursts whose transmission completed go back to the FILL ring first, in
+// batches of fillBatch: the FILL ring's cache lines move to the kernel's CPU
+// once per batch, not once per probe.
 func (c *udpConn) ReflectBurst(deadline time.Time, reply func(probe []byte, rxUser int64) bool) (int, error) {
 	s := c.s
 	if s.closed {
